@@ -1,0 +1,1 @@
+"""The event model and NATS plumbing. No domain decisions live here."""

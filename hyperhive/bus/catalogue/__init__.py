@@ -1,0 +1,1 @@
+"""The event catalogue, one module per domain. `hyperhive.bus.events` joins them."""

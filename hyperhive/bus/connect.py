@@ -1,0 +1,144 @@
+"""Connecting to NATS: find the server and the credentials, reconnect forever.
+
+Resolution: `nats_url` from config/env/flag wins; otherwise the state dir's
+embedded server (`<state>/nats/server.json`). Credentials: `nats_credentials`,
+else `<state>/nats/credentials/<role>.json` when it exists, else whatever the URL
+carries. A dropped connection is retried forever with capped exponential backoff;
+every disconnect and reconnect is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+
+from hyperhive.bus import auth
+from hyperhive.bus.server import read_server_info
+from hyperhive.config import HiveConfig, state_path
+from hyperhive.errors import NotConnected
+
+log = logging.getLogger("hyperhive.bus")
+
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 5.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to connect and as whom."""
+
+    url: str
+    credentials: auth.Credentials | None
+    role: str
+
+    def describe(self) -> str:
+        who = f" as {self.credentials.user}" if self.credentials else ""
+        return f"{self.url}{who}"
+
+
+def resolve_endpoint(cfg: HiveConfig, role: str) -> Endpoint:
+    """The URL and credentials a command with `role` should use."""
+    state = state_path(cfg)
+    url = cfg.nats_url or read_server_info(state).url
+    creds: auth.Credentials | None = None
+    if cfg.nats_credentials:
+        creds = auth.read_credentials(Path(cfg.nats_credentials))
+    else:
+        path = auth.credentials_path(state, role)
+        if path.exists():
+            creds = auth.read_credentials(path)
+    return Endpoint(url=url, credentials=creds, role=role)
+
+
+def _backoff_handler() -> Any:
+    attempts = {"n": 0}
+
+    def pick(servers: list[Any], _info: dict[str, Any]) -> tuple[Any, float]:
+        attempts["n"] += 1
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(attempts["n"], 16))
+        return servers[0] if servers else None, delay * (0.5 + random.random() / 2)
+
+    return pick, attempts
+
+
+async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
+    """Connect; with `wait`, keep trying until the server answers (services do this)."""
+    pick, attempts = _backoff_handler()
+
+    client: list[Client] = []
+
+    async def on_disconnect() -> None:
+        if client and (client[0].is_closed or client[0].is_draining):
+            return  # our own close, not news
+        log.warning("disconnected from NATS %s", endpoint.url)
+
+    async def on_reconnect() -> None:
+        attempts["n"] = 0
+        log.warning("reconnected to NATS %s", endpoint.url)
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("NATS: %s", exc)
+
+    kwargs: dict[str, Any] = {}
+    if endpoint.credentials:
+        kwargs.update(user=endpoint.credentials.user, password=endpoint.credentials.password)
+    delay = BACKOFF_FIRST
+    while True:
+        try:
+            nc = await nats.connect(
+                servers=[endpoint.url],
+                name=name,
+                inbox_prefix=auth.inbox_prefix(endpoint.role) if endpoint.credentials else "_INBOX",
+                max_reconnect_attempts=-1,
+                reconnect_to_server_handler=pick,
+                connect_timeout=2,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                error_cb=on_error,
+                **kwargs,
+            )
+            client.append(nc)
+            return nc
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            reason = _reason(exc)
+            if not wait or "authorization" in reason.lower():
+                raise NotConnected(
+                    f"cannot connect to NATS at {endpoint.describe()}: {reason}"
+                ) from exc
+            log.warning(
+                "NATS at %s not reachable (%s); retrying in %.1fs", endpoint.url, reason, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(BACKOFF_MAX, delay * 2)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+@asynccontextmanager
+async def open_nats(
+    cfg: HiveConfig, role: str, name: str, wait: bool = False
+) -> AsyncIterator[Client]:
+    """A connected client for the duration of the block, drained on the way out."""
+    nc = await connect(resolve_endpoint(cfg, role), name, wait=wait)
+    try:
+        yield nc
+    finally:
+        if nc.is_connected:
+            try:
+                await asyncio.wait_for(nc.drain(), 5)
+            except (TimeoutError, nats.errors.Error):
+                await nc.close()
+        else:
+            await nc.close()

@@ -1,0 +1,79 @@
+"""The projector: a durable consumer writing every event of a hive into sqlite.
+
+Batches of up to 1000 messages are written in one transaction together with the
+position; only then is the batch acked (AckPolicy.ALL). On start, and after any
+failure, it resumes from the log's own position: the sqlite file, not the
+consumer, is the truth about what was projected. A crash anywhere therefore
+never loses or duplicates a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import nats.errors
+from nats.js import api as js_api
+
+from hyperhive.bus import auth, subjects
+from hyperhive.bus.connect import open_nats
+from hyperhive.bus.consume import PullConsumer, StartAt
+from hyperhive.bus.eventlog import EventLog, StreamMessage
+from hyperhive.bus.stream import ensure_stream
+from hyperhive.config import HiveConfig, state_path
+from hyperhive.errors import HyperhiveError
+
+log = logging.getLogger("hyperhive.projector")
+
+DURABLE = "projector-events"
+BATCH = 1000
+RETRY_FIRST = 0.2
+RETRY_MAX = 10.0
+
+
+def eventlog_path(cfg: HiveConfig) -> Path:
+    return state_path(cfg) / "events.sqlite"
+
+
+async def project(
+    cfg: HiveConfig,
+    eventlog: EventLog,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> None:
+    """Project the stream into `eventlog` until cancelled. Raises on failure."""
+    async with open_nats(cfg, auth.ADMIN, "hyperhive-projector", wait=True) as nc:
+        js = nc.jetstream()
+        await ensure_stream(js, cfg.hive, cfg.stream)
+        stream = subjects.stream_name(cfg.hive)
+        consumer = PullConsumer(nc, stream, DURABLE, ack_policy=js_api.AckPolicy.ALL)
+        position = await asyncio.to_thread(eventlog.position)
+        await consumer.ensure(StartAt(seq=position + 1))
+        log.info("projecting %s into %s from seq %d", stream, eventlog.path, position + 1)
+        async for msgs in consumer.batches(batch=BATCH):
+            batch = [StreamMessage(m.metadata.sequence.stream, m.subject, m.data) for m in msgs]
+            first_available = None
+            if batch[0].seq != position + 1 and batch[0].seq > position:
+                first_available = (await js.stream_info(stream)).state.first_seq
+            written = await asyncio.to_thread(eventlog.append, batch, first_available)
+            position = max(position, batch[-1].seq)
+            await msgs[-1].ack()
+            if on_batch is not None:
+                on_batch(written, position)
+
+
+async def run_projector(cfg: HiveConfig, path: Path | None = None) -> None:
+    """Run the projector forever: any failure is logged and retried with backoff."""
+    eventlog = await asyncio.to_thread(EventLog, path or eventlog_path(cfg), cfg.hive)
+    delay = RETRY_FIRST
+    try:
+        while True:
+            try:
+                await project(cfg, eventlog)
+            except (HyperhiveError, nats.errors.Error, OSError, TimeoutError) as exc:
+                log.warning("projector: %s; resuming in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX, delay * 2)
+    finally:
+        eventlog.close()

@@ -1,0 +1,205 @@
+"""Configuration: `hive.toml` (msgspec, unknown keys refused) < `HYPERHIVE_*` env < flags.
+
+`SETTINGS` is the single list of runtime settings. The CLI's common options, the
+environment variables, docs/configuration.md and the NixOS module's environment
+are all checked against it by tests, so none of them can drift.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hyperhive.bus import subjects
+from hyperhive.errors import ConfigError, InvalidName
+from hyperhive.timefmt import parse_duration
+
+
+class StreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Limits of the hive's JetStream stream."""
+
+    max_bytes: int = 1024**3  # 1 GiB; -1 = unlimited
+    max_age: str = "0"  # 0 = keep forever; else a duration like 90d
+    max_msg_size: int = 256 * 1024
+    duplicate_window: str = "2m"
+    replicas: int = 1
+
+
+class AgentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One agent of the hive as `hive.toml` declares it (`[agents.<name>]`)."""
+
+    model: str | None = None
+    packages: list[str] = []
+    extra_config: str = ""
+
+
+class HiveConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything `hive.toml` may say. Unknown keys are an error naming the key."""
+
+    hive: str = "default"
+    nats_url: str = ""
+    nats_port: int = 0
+    nats_credentials: str = ""
+    state_dir: str = ".hyperhive"
+    dashboard_port: int = 7000
+    dashboard_address: str = "127.0.0.1"
+    log_level: str = "info"
+    git: str = "git"
+    stream: StreamConfig = StreamConfig()
+    agents: dict[str, AgentConfig] = {}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One runtime setting: its config key, env var, flag and meaning."""
+
+    key: str
+    env: str
+    flag: str | None
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("hive", "HYPERHIVE_HIVE", "--hive", "Hive name (`*` = all hives, for readers)."),
+    Setting(
+        "nats_url",
+        "HYPERHIVE_NATS_URL",
+        "--nats",
+        "NATS server URL. Empty: use the embedded server of the state dir.",
+    ),
+    Setting(
+        "nats_credentials",
+        "HYPERHIVE_NATS_CREDENTIALS",
+        None,
+        "JSON file with `user` and `password` for NATS. Empty: the state dir's file "
+        "for the command's role.",
+    ),
+    Setting(
+        "state_dir",
+        "HYPERHIVE_STATE_DIR",
+        "--state-dir",
+        "Where the event log, agent dirs and the embedded server's store live.",
+    ),
+    Setting(
+        "nats_port",
+        "HYPERHIVE_NATS_PORT",
+        "--nats-port",
+        "Port of the embedded nats-server (0: reuse the last one if free, else any free).",
+    ),
+    Setting(
+        "dashboard_port",
+        "HYPERHIVE_DASHBOARD_PORT",
+        "--dashboard-port",
+        "Port of the operator dashboard.",
+    ),
+    Setting(
+        "dashboard_address",
+        "HYPERHIVE_DASHBOARD_ADDRESS",
+        None,
+        "Address the dashboard binds (loopback by default).",
+    ),
+    Setting("log_level", "HYPERHIVE_LOG_LEVEL", None, "debug, info, warning or error."),
+    Setting(
+        "git",
+        "HYPERHIVE_GIT",
+        None,
+        "The git binary c0re uses (absolute path on NixOS, where the service PATH is small).",
+    ),
+)
+CONFIG_ENV = "HYPERHIVE_CONFIG"
+ENV_VARS = (*(s.env for s in SETTINGS), CONFIG_ENV)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+_INT_KEYS = {"nats_port", "dashboard_port"}
+
+
+def default_config_paths(env: Mapping[str, str]) -> list[Path]:
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return [Path("hive.toml"), Path(xdg) / "hyperhive" / "hive.toml"]
+
+
+def read_config_file(path: Path) -> HiveConfig:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        return msgspec.toml.decode(data, type=HiveConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None,
+    config_path: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> HiveConfig:
+    """Resolve the configuration: defaults < file < env < flags (None flags are unset)."""
+    env = os.environ if env is None else env
+    explicit = config_path or env.get(CONFIG_ENV)
+    if explicit:
+        cfg = read_config_file(Path(explicit))
+    else:
+        cfg = next(
+            (read_config_file(p) for p in default_config_paths(env) if p.is_file()),
+            HiveConfig(),
+        )
+    overrides: dict[str, Any] = {}
+    for s in SETTINGS:
+        if s.env in env and env[s.env] != "":
+            overrides[s.key] = _coerce(s.key, env[s.env], s.env)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            overrides[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+    if overrides:
+        cfg = msgspec.structs.replace(cfg, **overrides)
+    validate(cfg)
+    return cfg
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    if key in _INT_KEYS and not isinstance(value, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {value!r} is not a number") from None
+    return value
+
+
+def validate(cfg: HiveConfig) -> None:
+    """Refuse settings that can't work, with a message naming the setting."""
+    if cfg.hive != subjects.ALL_HIVES:
+        try:
+            subjects.check_hive(cfg.hive)
+        except InvalidName as exc:
+            raise ConfigError(f"hive: {exc}") from exc
+    for name in cfg.agents:
+        try:
+            subjects.check_agent(name)
+        except InvalidName as exc:
+            raise ConfigError(f"agents: {exc}") from exc
+    for key in ("nats_port", "dashboard_port"):
+        port = getattr(cfg, key)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{key}: {port} is not a port number (0-65535)")
+    if cfg.log_level not in LOG_LEVELS:
+        raise ConfigError(f"log_level: {cfg.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if not cfg.state_dir:
+        raise ConfigError("state_dir: must not be empty")
+    parse_duration(cfg.stream.max_age)
+    if not 0 < parse_duration(cfg.stream.duplicate_window) <= 86400:
+        raise ConfigError("stream.duplicate_window: must be between 1s and 1d")
+    if cfg.stream.replicas not in (1, 3, 5):
+        raise ConfigError("stream.replicas: must be 1, 3 or 5")
+
+
+def state_path(cfg: HiveConfig) -> Path:
+    """The state dir as an absolute path."""
+    return Path(cfg.state_dir).expanduser().resolve()
