@@ -193,8 +193,15 @@ def validate(cfg: HiveConfig) -> None:
         raise ConfigError(f"log_level: {cfg.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     if not cfg.state_dir:
         raise ConfigError("state_dir: must not be empty")
-    parse_duration(cfg.stream.max_age)
-    if not 0 < parse_duration(cfg.stream.duplicate_window) <= 86400:
+    try:
+        parse_duration(cfg.stream.max_age)
+    except ConfigError as exc:
+        raise ConfigError(f"stream.max_age: {exc}") from exc
+    try:
+        window = parse_duration(cfg.stream.duplicate_window)
+    except ConfigError as exc:
+        raise ConfigError(f"stream.duplicate_window: {exc}") from exc
+    if not 1 <= window <= 86400:
         raise ConfigError("stream.duplicate_window: must be between 1s and 1d")
     if cfg.stream.replicas not in (1, 3, 5):
         raise ConfigError("stream.replicas: must be 1, 3 or 5")

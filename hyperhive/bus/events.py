@@ -145,6 +145,8 @@ def encode_event(event: Event) -> bytes:
 
 def decode_event(data: bytes | str) -> AnyEvent:
     """Decode one event. Unknown kinds and misfitting newer versions become `RawEvent`."""
+    if isinstance(data, str):
+        data = data.encode()
     if len(data) > MAX_EVENT_BYTES:
         raise MalformedEvent(f"event is {len(data)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
     try:
@@ -192,7 +194,12 @@ def check_matches_subject(event: AnyEvent, subject: str) -> None:
     if parsed.kind != event.kind:
         raise MalformedEvent(f"event says kind {event.kind!r}, subject says {parsed.kind!r}")
     if parsed.inbox:
-        to = event.to if isinstance(event, messaging.MessageSent) else None
+        if isinstance(event, messaging.MessageSent):
+            to = event.to
+        elif isinstance(event, RawEvent):
+            to = event.data.get("to")
+        else:
+            to = None
         if to != parsed.agent:
             raise MalformedEvent(f"message is to {to!r}, inbox subject is {parsed.agent!r}")
     elif parsed.agent != event.agent:

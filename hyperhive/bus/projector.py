@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import nats.errors
 from nats.js import api as js_api
 
+from hyperhive import __version__
 from hyperhive.bus import auth, subjects
+from hyperhive.bus.catalogue.hive import HiveStarted, HiveStopped
 from hyperhive.bus.connect import open_nats
 from hyperhive.bus.consume import PullConsumer, StartAt
+from hyperhive.bus.envelope import Event
 from hyperhive.bus.eventlog import EventLog, StreamMessage
+from hyperhive.bus.publish import publish_event
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig, state_path
 from hyperhive.errors import HyperhiveError
@@ -28,6 +33,7 @@ from hyperhive.errors import HyperhiveError
 log = logging.getLogger("hyperhive.projector")
 
 DURABLE = "projector-events"
+SERVICE = "projector"
 BATCH = 1000
 RETRY_FIRST = 0.2
 RETRY_MAX = 10.0
@@ -63,17 +69,45 @@ async def project(
                 on_batch(written, position)
 
 
+async def announce(cfg: HiveConfig, event: Event) -> None:
+    """Publish a service's own start/stop fact; best effort, never fatal."""
+    try:
+        async with open_nats(cfg, auth.ADMIN, "hyperhive-announce") as nc:
+            await ensure_stream(nc.jetstream(), cfg.hive, cfg.stream)
+            await publish_event(nc.jetstream(), event)
+    except (HyperhiveError, nats.errors.Error, OSError, TimeoutError) as exc:
+        log.warning("could not publish %s: %s", event.kind, exc)
+
+
 async def run_projector(cfg: HiveConfig, path: Path | None = None) -> None:
     """Run the projector forever: any failure is logged and retried with backoff."""
     eventlog = await asyncio.to_thread(EventLog, path or eventlog_path(cfg), cfg.hive)
     delay = RETRY_FIRST
+
+    def healthy(_written: int, _position: int) -> None:
+        nonlocal delay
+        delay = RETRY_FIRST
+
+    await announce(
+        cfg,
+        HiveStarted(
+            hive=cfg.hive,
+            source=SERVICE,
+            service=SERVICE,
+            version=__version__,
+            host=socket.gethostname(),
+        ),
+    )
     try:
         while True:
             try:
-                await project(cfg, eventlog)
+                await project(cfg, eventlog, on_batch=healthy)
             except (HyperhiveError, nats.errors.Error, OSError, TimeoutError) as exc:
                 log.warning("projector: %s; resuming in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(RETRY_MAX, delay * 2)
     finally:
         eventlog.close()
+        await announce(
+            cfg, HiveStopped(hive=cfg.hive, source=SERVICE, service=SERVICE, reason="stopped")
+        )

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from hyperhive.errors import InvalidName, InvalidSubject
 
-HIVE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-AGENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-VERB_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+HIVE_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+AGENT_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
+KIND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+VERB_RE = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
 HIVE_WIDE = "_"
 OPERATOR = "_operator"
@@ -35,7 +35,7 @@ def _show(value: str) -> str:
 
 def check_hive(name: str) -> str:
     """Return `name` if it is a valid hive name, else raise `InvalidName`."""
-    if not isinstance(name, str) or not HIVE_RE.match(name):
+    if not isinstance(name, str) or not HIVE_RE.fullmatch(name):
         raise InvalidName(
             f"invalid hive name {_show(str(name))}: use 1-32 of a-z, 0-9, '-', "
             "starting with a letter or digit"
@@ -45,7 +45,7 @@ def check_hive(name: str) -> str:
 
 def check_agent(name: str) -> str:
     """Return `name` if it is a valid agent name, else raise `InvalidName`."""
-    if not isinstance(name, str) or not AGENT_RE.match(name):
+    if not isinstance(name, str) or not AGENT_RE.fullmatch(name):
         raise InvalidName(
             f"invalid agent name {_show(str(name))}: use 1-31 of a-z, 0-9, '-', "
             "starting with a letter"
@@ -55,7 +55,7 @@ def check_agent(name: str) -> str:
 
 def check_kind(kind: str) -> str:
     """Return `kind` if it is a valid dotted event kind (`turn.finished`)."""
-    if not isinstance(kind, str) or len(kind) > 64 or not KIND_RE.match(kind):
+    if not isinstance(kind, str) or len(kind) > 64 or not KIND_RE.fullmatch(kind):
         raise InvalidName(
             f"invalid event kind {_show(str(kind))}: use dotted lowercase words like 'turn.finished'"
         )
@@ -64,7 +64,7 @@ def check_kind(kind: str) -> str:
 
 def check_verb(verb: str) -> str:
     """Return `verb` if it is a valid command verb (`spawn`, `cancel_turn`)."""
-    if not isinstance(verb, str) or not VERB_RE.match(verb):
+    if not isinstance(verb, str) or not VERB_RE.fullmatch(verb):
         raise InvalidName(f"invalid command verb {_show(str(verb))}")
     return verb
 
@@ -136,25 +136,27 @@ def parse_subject(subject: str) -> ParsedSubject:
 
 # ---------------------------------------------------------------- filters
 
-_TOKEN_GLOB = re.compile(r"^[a-z0-9_*]+$")
+_TOKEN_WORD = re.compile(r"[a-z0-9_]+")
+_KIND_PATTERN = re.compile(r"[a-z0-9_.*?\[\]!-]+")
 
 
 def _kind_pattern_tokens(pattern: str) -> list[str] | None:
     """Translate a kind glob into subject tokens, or None if NATS can't express it.
 
-    `turn.*` -> [`turn`, `*`]; `*` -> [`>`]; `turn.finished` -> as is. A glob that
-    puts `*` inside a word (`turn.fin*`) can't be pushed down to NATS.
+    A kind glob's `*` matches dots too (`turn.*` matches `turn.tool.used`), so
+    only a trailing `*` token is pushed down, as NATS's `>`: `turn.*` ->
+    [`turn`, `>`]; `*` -> [`>`]; `turn.finished` -> as is. Anything else with
+    a wildcard (`*.finished`, `turn.fin*`) can't be expressed exactly and is
+    read widely, then matched on our side.
     """
-    if pattern in ("*", "**", ">"):
-        return [">"]
     tokens = pattern.split(".")
-    if not all(_TOKEN_GLOB.match(t) for t in tokens):
-        return None
-    if any("*" in t and t != "*" for t in tokens):
-        return None
-    if tokens[-1] == "*" and len(tokens) == 1:
-        return [">"]
-    return tokens
+    if tokens[-1] == "*":
+        tokens[-1] = ">"
+    if all(_TOKEN_WORD.fullmatch(t) for t in tokens[:-1]) and (
+        tokens[-1] == ">" or _TOKEN_WORD.fullmatch(tokens[-1])
+    ):
+        return tokens
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,7 @@ class EventFilter:
             if a != HIVE_WIDE:
                 check_agent(a)
         for k in self.kinds:
-            if not k or len(k) > 64 or not re.match(r"^[a-z0-9_.*?\[\]!-]+$", k):
+            if not k or len(k) > 64 or not _KIND_PATTERN.fullmatch(k):
                 raise InvalidName(f"invalid kind pattern {_show(k)}")
 
     def subjects(self) -> list[str]:
