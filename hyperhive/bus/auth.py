@@ -133,7 +133,7 @@ def permissions(role: str, hive: str) -> dict[str, object]:
                     "$JS.FC.>",
                 ]
             },
-            "subscribe": {"allow": [f"{inbox_prefix(role)}.>"]},
+            "subscribe": {"allow": [f"{inbox_prefix(role)}.>", "hive.*.evt.>", "hive.*.inbox.>"]},
         }
     agent = role[len(AGENT_ROLE_PREFIX) :]
     h = subjects.check_hive(hive)

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,7 @@ from nats.js import api as js_api
 from nats.js import errors as js_errors
 
 from hyperhive.bus import events as ev
+from hyperhive.bus import subjects
 from hyperhive.bus.envelope import SOURCE_BUS
 from hyperhive.bus.publish import publish_event
 from hyperhive.errors import HyperhiveError, MalformedEvent
@@ -383,3 +385,49 @@ async def read_ordered(
     finally:
         with contextlib.suppress(Exception):
             await js.delete_consumer(stream, consumer.name)
+
+
+# ---------------------------------------------------------------- live subscriptions
+
+
+@asynccontextmanager
+async def open_live_events(
+    nc: Client,
+    event_filter: subjects.EventFilter,
+    queue_size: int = 10_000,
+) -> AsyncIterator[AsyncIterator[tuple[Msg, ev.AnyEvent | MalformedEvent]]]:
+    """Subscribe now; iterate events as they are published (core NATS, no replay).
+
+    For subscribers that only care about now (a dashboard's live view). The
+    subscriptions are in place (flushed to the server) when the block starts.
+    A slow reader loses the oldest buffered events rather than stalling the
+    server; anything that must not be missed reads the stream (`read_ordered`).
+    Malformed messages are yielded as the `MalformedEvent` describing them.
+    """
+    queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=queue_size)
+
+    async def deliver(msg: Msg) -> None:
+        if queue.full():
+            queue.get_nowait()
+        queue.put_nowait(msg)
+
+    async def events() -> AsyncIterator[tuple[Msg, ev.AnyEvent | MalformedEvent]]:
+        while True:
+            msg = await queue.get()
+            try:
+                event = ev.decode_event(msg.data)
+                ev.check_matches_subject(event, msg.subject)
+            except MalformedEvent as exc:
+                yield msg, exc
+                continue
+            if event_filter.matches(event.hive, event.agent, event.kind, event.related_agents()):
+                yield msg, event
+
+    subs = [await nc.subscribe(s, cb=deliver) for s in event_filter.subjects()]
+    try:
+        await nc.flush()
+        yield events()
+    finally:
+        for sub in subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()

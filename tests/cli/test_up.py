@@ -1,0 +1,157 @@
+"""`hyperhive up` on a bare state dir: embedded server, projector, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.nats
+
+
+def _env(state: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERHIVE_")}
+    env.update(HYPERHIVE_STATE_DIR=str(state), HYPERHIVE_CONFIG=os.devnull, NO_COLOR="1")
+    return env
+
+
+def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
+    """Read the child's stdout until a line contains `needle` (or fail with what it said)."""
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line:
+            seen.append(line.rstrip("\n"))
+            if needle in line:
+                return seen
+            continue
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)  # noqa: sleep-ok - polling a pipe inside a deadline
+    pytest.fail(f"never saw {needle!r}; output so far:\n" + "\n".join(seen))
+
+
+@pytest.fixture
+def hive_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [str(BIN / "hyperhive"), "up"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(state),
+        cwd=tmp_path,
+    )
+    try:
+        yield proc, state
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _tail(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "hive-events"), "tail", *args],
+        capture_output=True,
+        text=True,
+        env=_env(state),
+        timeout=60,
+        check=False,
+    )
+
+
+def _wait_tail(state: Path, kind: str, timeout: float = 30) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = _tail(state, "-o", "json", "-n", "50")
+        events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        if any(e.get("kind") == kind for e in events):
+            return events
+        time.sleep(0.1)  # noqa: sleep-ok - polling another process inside a deadline
+    pytest.fail(f"hive-events tail never showed {kind}; last output: {out.stdout} {out.stderr}")
+
+
+def test_up_starts_a_bus_that_a_second_terminal_can_tail(
+    hive_up: tuple[subprocess.Popen[str], Path],
+) -> None:
+    proc, state = hive_up
+    lines = _wait_for_line(proc, "Ctrl-C stops everything")
+    assert any("nats://127.0.0.1:" in line for line in lines)
+    info = json.loads((state / "nats" / "server.json").read_text())
+    events = _wait_tail(state, "hive.started")
+    started = next(e for e in events if e["kind"] == "hive.started")
+    assert started["service"] == "projector"
+    # Nothing on the machine connects anonymously.
+    anon = subprocess.run(
+        [str(BIN / "hive-events"), "tail", "--nats", info["url"]],
+        capture_output=True,
+        text=True,
+        env={**_env(state), "HYPERHIVE_STATE_DIR": str(state.parent / "elsewhere")},
+        timeout=60,
+        check=False,
+    )
+    assert anon.returncode == 1
+    assert "authorization" in anon.stderr.lower()
+    assert len(anon.stderr.strip().splitlines()) == 1
+
+
+def test_up_stops_cleanly_on_sigint_and_keeps_its_store(
+    hive_up: tuple[subprocess.Popen[str], Path],
+) -> None:
+    proc, state = hive_up
+    _wait_for_line(proc, "Ctrl-C stops everything")
+    _wait_tail(state, "hive.started")
+    pid = json.loads((state / "nats" / "server.json").read_text())["pid"]
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    assert not (state / "nats" / "server.json").exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    # A second `up` on the same state dir finds the events of the first one.
+    again = subprocess.Popen(
+        [str(BIN / "hyperhive"), "up"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(state),
+        cwd=state.parent,
+    )
+    try:
+        _wait_for_line(again, "Ctrl-C stops everything")
+        events = _wait_tail(state, "hive.stopped")
+        assert [e["kind"] for e in events].count("hive.started") >= 2 or any(
+            e["kind"] == "hive.stopped" for e in events
+        )
+    finally:
+        again.send_signal(signal.SIGINT)
+        assert again.wait(timeout=30) == 0
+
+
+def test_second_up_on_the_same_state_dir_is_refused(
+    hive_up: tuple[subprocess.Popen[str], Path],
+) -> None:
+    proc, state = hive_up
+    _wait_for_line(proc, "Ctrl-C stops everything")
+    second = subprocess.run(
+        [str(BIN / "hyperhive"), "up"],
+        capture_output=True,
+        text=True,
+        env=_env(state),
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert "already runs" in second.stderr
