@@ -1,0 +1,469 @@
+# services.hyperhive: a hive of Claude Code agents on this host.
+#
+# Runs NATS (services.nats, JetStream, loopback, generated per-role credentials:
+# nats.nix), hive-c0re, hive-projector and hive-dashboard as separate systemd
+# services, all reading one generated hive.toml. Agents run in nixos-containers
+# created by c0re; their systems come from nix/container.nix (agents.nix builds
+# the declared ones with the host). See docs/nixos.md.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  hlib = import ./lib.nix;
+  cfg = config.services.hyperhive;
+  natsCfg = config.services.nats;
+
+  inherit (lib) mkOption types;
+
+  # ------------------------------------------------------------------ options
+
+  agentOptions = {
+    options = {
+      model = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "opus";
+        description = "The model the agent starts with (`hivectl model` changes it later); null: the default.";
+      };
+      packages = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [
+          "ripgrep"
+          "jq"
+        ];
+        description = "Extra packages in the agent's container, as nixpkgs attribute paths.";
+      };
+      extraConfig = mkOption {
+        type = types.lines;
+        default = "";
+        example = "services.postgresql.enable = true;";
+        description = ''
+          Extra NixOS configuration for the agent's container: the body of an
+          attribute set, as hive.toml's `extra_config`.
+        '';
+      };
+    };
+  };
+
+  # ------------------------------------------------------------------ derived
+
+  git = "${pkgs.git}/bin/git";
+  agents = hlib.declaredAgents cfg;
+
+  natsUrl = if cfg.nats.enable then "nats://127.0.0.1:${toString natsCfg.port}" else cfg.nats.url;
+
+  tomlFormat = pkgs.formats.toml { };
+  hiveToml = tomlFormat.generate "hive.toml" (
+    hlib.hiveToml {
+      hive = cfg.hiveName;
+      inherit natsUrl git agents;
+      inherit (cfg)
+        stateDir
+        dashboardPort
+        dashboardAddress
+        logLevel
+        stream
+        ;
+    }
+  );
+
+  environmentFor =
+    role:
+    hlib.serviceEnvironment {
+      hive = cfg.hiveName;
+      inherit natsUrl git;
+      inherit (cfg) stateDir dashboardPort dashboardAddress logLevel;
+      configFile = "${hiveToml}";
+      credentials = hlib.credentialsFile cfg.stateDir role;
+    };
+
+  # ------------------------------------------------------------------ services
+
+  # The operator's CLIs, finding this host's hive.toml by default.
+  operatorCli = pkgs.symlinkJoin {
+    name = "hyperhive-cli";
+    paths = [ cfg.package ];
+    nativeBuildInputs = [ pkgs.makeWrapper ];
+    postBuild = ''
+      for prog in hyperhive hivectl hive-events; do
+        rm -f "$out/bin/$prog"
+        makeWrapper ${cfg.package}/bin/"$prog" "$out/bin/$prog" \
+          --set-default HYPERHIVE_CONFIG ${hlib.hostConfigFile}
+      done
+    '';
+  };
+
+  natsUnits = lib.optionals cfg.nats.enable [ "nats.service" ];
+  credentialsUnit = [ "hive-credentials.service" ];
+
+  # For c0re: it drives nixos-container, nix-build and systemctl, so it keeps
+  # root's powers; the rest of the sandbox still applies.
+  baseHardening = {
+    PrivateTmp = true;
+    ProtectHome = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    LockPersonality = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    SystemCallArchitectures = "native";
+    UMask = "0077";
+  };
+  # For everything else: read-only system, writes only under the state dir, no
+  # capabilities at all (files are root's own, so none are needed).
+  strictHardening =
+    baseHardening
+    // {
+      ProtectSystem = "strict";
+      ReadWritePaths = [ cfg.stateDir ];
+      PrivateDevices = true;
+      NoNewPrivileges = true;
+      ProtectControlGroups = true;
+      ProtectProc = "invisible";
+      RestrictNamespaces = true;
+      RestrictAddressFamilies = [
+        "AF_UNIX"
+        "AF_INET"
+        "AF_INET6"
+      ];
+      SystemCallFilter = [
+        "@system-service"
+        "~@privileged"
+        "~@resources"
+      ];
+      CapabilityBoundingSet = "";
+    };
+
+  mkHiveService =
+    {
+      description,
+      command,
+      role,
+      hardening,
+      extra ? { },
+    }:
+    lib.recursiveUpdate {
+      inherit description;
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network.target" ] ++ natsUnits ++ credentialsUnit;
+      requires = natsUnits ++ credentialsUnit;
+      path = [
+        pkgs.git
+        "/run/current-system/sw"
+      ];
+      environment = environmentFor role;
+      unitConfig.StartLimitIntervalSec = 0;
+      serviceConfig = hardening // {
+        Type = "simple";
+        ExecStart = "${cfg.package}/bin/hyperhive ${command}";
+        Restart = "always";
+        RestartSec = 2;
+      };
+    } extra;
+in
+{
+  imports = [
+    ./agents.nix
+    ./nats.nix
+  ];
+
+  # ------------------------------------------------------------------ interface
+
+  options.services.hyperhive = {
+    enable = lib.mkEnableOption "hyperhive, a hive of Claude Code agents in NixOS containers";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage ./package.nix { }";
+      description = "The hyperhive package (`hyperhive`, `hivectl`, `hive-events`).";
+    };
+
+    hiveName = mkOption {
+      type = types.str;
+      default = "default";
+      example = "lab";
+      description = "Name of the hive (${hlib.hiveNameRule}): hive.toml `hive`, subjects `hive.<name>.>`.";
+    };
+
+    stateDir = mkOption {
+      type = types.str;
+      default = "/var/lib/hyperhive";
+      description = "The hive's state: event log, NATS store and credentials, per-agent dirs.";
+    };
+
+    dashboardPort = mkOption {
+      type = types.port;
+      default = 7000;
+      description = "Port of the operator dashboard.";
+    };
+
+    dashboardAddress = mkOption {
+      type = types.str;
+      default = "127.0.0.1";
+      example = "0.0.0.0";
+      description = "Address the dashboard binds (loopback by default).";
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open dashboardPort in the firewall (useful only with a non-loopback dashboardAddress).";
+    };
+
+    logLevel = mkOption {
+      type = types.enum [
+        "debug"
+        "info"
+        "warning"
+        "error"
+      ];
+      default = "info";
+      description = "Log level of every hyperhive service.";
+    };
+
+    stream = {
+      maxBytes = mkOption {
+        type = types.int;
+        default = 1073741824;
+        description = "Most bytes the hive's JetStream stream keeps; -1 = unlimited.";
+      };
+      maxAge = mkOption {
+        type = types.str;
+        default = "0";
+        example = "90d";
+        description = "Oldest event the stream keeps, as a duration; \"0\" = forever.";
+      };
+      maxMsgSize = mkOption {
+        type = types.int;
+        default = 262144;
+        description = "Largest single event the stream accepts, in bytes.";
+      };
+      duplicateWindow = mkOption {
+        type = types.str;
+        default = "2m";
+        description = "How long a republished event id is recognised and stored once.";
+      };
+      replicas = mkOption {
+        type = types.enum [
+          1
+          3
+          5
+        ];
+        default = 1;
+        description = "Copies of the stream in a NATS cluster.";
+      };
+    };
+
+    nats = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Run the hive's NATS server here (services.nats with JetStream, on
+          loopback, store under stateDir, generated per-role credentials).
+          Disable to use an existing server (nats.url).
+        '';
+      };
+      url = mkOption {
+        type = types.str;
+        default = "";
+        example = "nats://nats.internal:4222";
+        description = "URL of an existing NATS server, when nats.enable is false.";
+      };
+      monitorPort = mkOption {
+        type = types.port;
+        default = 7222;
+        description = ''
+          Port of nats-server's monitoring endpoint (/healthz, /varz, /jsz), on
+          127.0.0.1. Not NATS' usual 8222: 8000-8999 belong to the agents' web UIs.
+        '';
+      };
+    };
+
+    agents = mkOption {
+      type = types.attrsOf (types.submodule agentOptions);
+      default = { };
+      example = lib.literalExpression ''
+        {
+          alice = { packages = [ "ripgrep" ]; };
+          bob = { model = "sonnet"; extraConfig = "services.postgresql.enable = true;"; };
+        }
+      '';
+      description = ''
+        The hive's declared agents (hive.toml `[agents.<name>]`). Names follow
+        ${hlib.agentNameRule}. Their container systems are built with the host.
+      '';
+    };
+
+    manager = {
+      enable = lib.mkEnableOption "the manager agent (named `manager`, web UI on port 8000)";
+      model = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = "The manager's model; null: the default.";
+      };
+      packages = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        description = "Extra packages in the manager's container.";
+      };
+      extraConfig = mkOption {
+        type = types.lines;
+        default = "";
+        description = "Extra NixOS configuration for the manager's container.";
+      };
+    };
+
+    containers = {
+      nixpkgs = mkOption {
+        type = types.path;
+        default = pkgs.path;
+        defaultText = lib.literalExpression "pkgs.path (the flake's module: its nixpkgs input)";
+        description = "nixpkgs source the agents' containers evaluate (each container has its own instance).";
+      };
+      claudeNixpkgs = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        defaultText = lib.literalExpression "null (the flake's module: its nixpkgs-unstable input)";
+        description = "nixpkgs source claude-code comes from in the containers; null: containers.nixpkgs.";
+      };
+      prebuild = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Build the declared agents' container systems with the host (linked
+          under /etc/hyperhive/systems/), so spawning them needs no build.
+        '';
+      };
+    };
+
+    agentPorts = mkOption {
+      type = types.attrsOf types.port;
+      readOnly = true;
+      description = "Web UI port of each declared agent (manager 8000, others 8100 + FNV-1a(name) mod 900).";
+    };
+  };
+
+  # ------------------------------------------------------------------ implementation
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = hlib.isValidHiveName cfg.hiveName;
+        message = "services.hyperhive.hiveName: invalid hive name '${cfg.hiveName}': use ${hlib.hiveNameRule}.";
+      }
+      {
+        assertion =
+          builtins.match "/[^[:space:]:]*" cfg.stateDir != null && !(lib.hasSuffix "/" cfg.stateDir);
+        message = "services.hyperhive.stateDir: '${cfg.stateDir}' must be an absolute path without whitespace, ':' or a trailing '/' (it goes into nspawn bind flags).";
+      }
+      {
+        assertion = cfg.nats.enable != (cfg.nats.url != "");
+        message = "services.hyperhive.nats: set exactly one of nats.enable (run NATS here) and nats.url (use an existing server).";
+      }
+    ];
+
+    warnings =
+      lib.optional
+        (
+          cfg.openFirewall
+          && lib.elem cfg.dashboardAddress [
+            "127.0.0.1"
+            "::1"
+            "localhost"
+          ]
+        )
+        "services.hyperhive.openFirewall opens port ${toString cfg.dashboardPort}, but the dashboard only listens on ${cfg.dashboardAddress}.";
+
+    environment.etc."hyperhive/hive.toml".source = hiveToml;
+    environment.systemPackages = [ operatorCli ];
+
+    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall cfg.dashboardPort;
+
+    systemd.tmpfiles.rules = [
+      # 0711 with NATS here: the nats user may pass through to its store; nobody lists anything.
+      "d ${cfg.stateDir} ${if cfg.nats.enable then "0711" else "0700"} root root - -"
+      "d ${cfg.stateDir}/agents 0700 root root - -"
+      "d ${cfg.stateDir}/nats ${if cfg.nats.enable then "0711" else "0700"} root root - -"
+      "d ${cfg.stateDir}/nats/credentials 0700 root root - -"
+    ]
+    ++ lib.optional cfg.nats.enable "d ${hlib.jetstreamDir cfg.stateDir} 0750 ${natsCfg.user} ${natsCfg.group} - -";
+
+    # Generates missing credentials (<state>/nats/credentials/<role>.json, 0600)
+    # and rewrites <state>/nats/auth.conf; idempotent, existing ones are kept.
+    systemd.services.hive-credentials = {
+      description = "hyperhive: NATS credentials and the server's authorization block";
+      wantedBy = [ "multi-user.target" ];
+      before = [
+        "hive-c0re.service"
+        "hive-projector.service"
+        "hive-dashboard.service"
+      ]
+      ++ natsUnits;
+      after = [
+        "systemd-tmpfiles-setup.service"
+        "systemd-tmpfiles-resetup.service"
+      ];
+      environment = environmentFor "admin";
+      serviceConfig = strictHardening // {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = lib.concatStringsSep " " (
+          [
+            "${cfg.package}/bin/hyperhive"
+            "credentials"
+            "--state-dir"
+            cfg.stateDir
+          ]
+          ++ lib.concatMap (n: [
+            "--agent"
+            n
+          ]) (builtins.attrNames agents)
+        );
+      };
+    };
+
+    systemd.services.hive-c0re = mkHiveService {
+      description = "hyperhive c0re: decides, emits facts, runs the agents' containers";
+      command = "c0re";
+      role = "admin";
+      hardening = baseHardening;
+      extra.serviceConfig = {
+        # Keeps /run/hyperhive (bind sources of running containers) across restarts.
+        RuntimeDirectory = "hyperhive";
+        RuntimeDirectoryPreserve = "yes";
+        # An empty /root rather than an inaccessible one: git (and nix) must
+        # be able to look for their per-user config and find none.
+        ProtectHome = "tmpfs";
+      };
+    };
+
+    systemd.services.hive-projector = mkHiveService {
+      description = "hyperhive projector: the hive's stream into <state>/events.sqlite";
+      command = "projector";
+      role = "admin";
+      hardening = strictHardening;
+    };
+
+    systemd.services.hive-dashboard = mkHiveService {
+      description = "hyperhive operator dashboard";
+      command = "dashboard";
+      role = "operator";
+      hardening = strictHardening;
+      extra = lib.optionalAttrs (cfg.dashboardPort < 1024) {
+        serviceConfig = {
+          AmbientCapabilities = "CAP_NET_BIND_SERVICE";
+          CapabilityBoundingSet = "CAP_NET_BIND_SERVICE";
+        };
+      };
+    };
+  };
+}
