@@ -154,7 +154,8 @@ class EmbeddedServer:
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()
@@ -216,6 +217,19 @@ class EmbeddedServer:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, however it dies (even SIGKILL).
+
+    Linux delivers it when the thread that forked exits, so `start()` belongs on a
+    thread that lives as long as the server (the main thread, in practice).
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _port_free(port: int) -> bool:

@@ -58,8 +58,12 @@ def hive_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
         yield proc, state
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # its nats-server dies with it (PR_SET_PDEATHSIG)
+                proc.wait()
 
 
 def _tail(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
