@@ -1,0 +1,1 @@
+"""`python -m bench`: hyperhive's bus measured against the raw NATS, sqlite and msgspec walls."""
