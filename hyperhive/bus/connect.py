@@ -10,6 +10,7 @@ every disconnect and reconnect is logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -77,15 +78,20 @@ async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
     client: list[Client] = []
 
     async def on_disconnect() -> None:
-        if client and (client[0].is_closed or client[0].is_draining):
-            return  # our own close, not news
+        if not client or client[0].is_closed or client[0].is_draining:
+            return  # a failed first attempt, or our own close: not news
         log.warning("disconnected from NATS %s", endpoint.url)
 
     async def on_reconnect() -> None:
         attempts["n"] = 0
         log.warning("reconnected to NATS %s", endpoint.url)
 
+    failures: list[BaseException] = []
+
     async def on_error(exc: Exception) -> None:
+        if not client:  # a failed first-connect attempt: the loop below reports it
+            failures.append(exc)
+            return
         log.warning("NATS: %s", exc)
 
     kwargs: dict[str, Any] = {}
@@ -93,12 +99,17 @@ async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
         kwargs.update(user=endpoint.credentials.user, password=endpoint.credentials.password)
     delay = BACKOFF_FIRST
     while True:
+        failures.clear()
+        nc = Client()
         try:
-            nc = await nats.connect(
+            await nc.connect(
                 servers=[endpoint.url],
                 name=name,
                 inbox_prefix=auth.inbox_prefix(endpoint.role) if endpoint.credentials else "_INBOX",
-                max_reconnect_attempts=-1,
+                # nats-py would retry a first connect forever by itself: one attempt
+                # per call here (two for an unreachable socket), this loop decides.
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
                 reconnect_to_server_handler=pick,
                 connect_timeout=2,
                 disconnected_cb=on_disconnect,
@@ -106,10 +117,14 @@ async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
                 error_cb=on_error,
                 **kwargs,
             )
+            # Connected: from now on nats-py reconnects by itself, forever.
+            nc.options.update(allow_reconnect=True, max_reconnect_attempts=-1)
             client.append(nc)
             return nc
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            reason = _reason(exc)
+            with contextlib.suppress(Exception):
+                await nc.close()  # nats-py leaves a refused attempt's socket open
+            reason = _reason(_cause(exc, failures))
             if not wait or "authorization" in reason.lower():
                 raise NotConnected(
                     f"cannot connect to NATS at {endpoint.describe()}: {reason}"
@@ -119,6 +134,16 @@ async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
             )
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX, delay * 2)
+
+
+def _cause(exc: BaseException, failures: list[BaseException]) -> BaseException:
+    """What a failed first connect was really about (nats-py reports it to error_cb)."""
+    for failure in (exc, *failures):
+        if "authorization" in str(failure).lower():
+            return failure
+    if isinstance(exc, nats.errors.NoServersError) and failures:
+        return failures[-1]
+    return exc
 
 
 def _reason(exc: BaseException) -> str:
@@ -135,10 +160,10 @@ async def open_nats(
     try:
         yield nc
     finally:
+        # Not drain(): it waits for every subscription's in-flight deliveries, which
+        # makes a cancelled consumer slow to stop. Publishes are awaited (acked) by
+        # their callers and unacked deliveries come back, so flush and close is enough.
         if nc.is_connected:
-            try:
-                await asyncio.wait_for(nc.drain(), 5)
-            except (TimeoutError, nats.errors.Error):
-                await nc.close()
-        else:
-            await nc.close()
+            with contextlib.suppress(TimeoutError, nats.errors.Error):
+                await nc.flush(timeout=1)
+        await nc.close()

@@ -47,13 +47,24 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
 
     @property
     def kind(self) -> str:
-        tag = type(self).__struct_config__.tag
-        assert isinstance(tag, str)
-        return tag
+        return _KIND_OF[type(self)]
 
     def related_agents(self) -> tuple[str, ...]:
         """Agents this event concerns besides `agent` (a message's recipient)."""
         return ()
+
+
+class _KindOf(dict[type, str]):
+    """Event class -> its tag, filled on first use (the tag is fixed per class)."""
+
+    def __missing__(self, cls: type) -> str:
+        tag = cls.__struct_config__.tag  # type: ignore[attr-defined]
+        assert isinstance(tag, str)
+        self[cls] = tag
+        return tag
+
+
+_KIND_OF = _KindOf()
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):

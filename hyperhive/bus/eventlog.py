@@ -19,8 +19,8 @@ import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from hyperhive.bus import events as ev
 from hyperhive.bus import subjects
@@ -46,14 +46,12 @@ CREATE TABLE IF NOT EXISTS events (
     hash BLOB NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(id) WHERE error IS NULL;
-CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
 CREATE TABLE IF NOT EXISTS positions (projection TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS gaps (from_seq INTEGER PRIMARY KEY, to_seq INTEGER NOT NULL, reason TEXT NOT NULL);
 """
 
 
-@dataclass(frozen=True, slots=True)
-class StreamMessage:
+class StreamMessage(NamedTuple):
     """One message as read from the stream: what the log stores."""
 
     seq: int
@@ -61,8 +59,7 @@ class StreamMessage:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     seq: int
     id: str | None
     ts: str | None
@@ -76,12 +73,10 @@ class Row:
 
 
 def chain_hash(prev: bytes, seq: int, subject: str, raw: bytes) -> bytes:
-    h = hashlib.sha256(prev)
-    h.update(seq.to_bytes(8, "big"))
-    h.update(subject.encode())
-    h.update(b"\0")
-    h.update(raw)
-    return h.digest()
+    """sha256(prev ‖ seq as 8 bytes big-endian ‖ subject ‖ NUL ‖ raw)."""
+    return hashlib.sha256(
+        b"".join((prev, seq.to_bytes(8, "big"), subject.encode(), b"\0", raw))
+    ).digest()
 
 
 def to_row(msg: StreamMessage, hive: str, prev: bytes) -> Row:
@@ -220,7 +215,7 @@ class EventLog:
         sql = "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)"
         try:
             self.conn.execute("SAVEPOINT batch")
-            self.conn.executemany(sql, [_values(r) for r in rows])
+            self.conn.executemany(sql, rows)
             self.conn.execute("RELEASE batch")
             return
         except sqlite3.IntegrityError:
@@ -237,21 +232,10 @@ class EventLog:
                 ).fetchone()
                 first = got[0] if got else None
             if first is not None:
-                r = Row(
-                    r.seq,
-                    r.id,
-                    r.ts,
-                    r.hive,
-                    r.agent,
-                    r.kind,
-                    r.subject,
-                    r.raw,
-                    f"duplicate event id (first stored at seq {first})",
-                    r.hash,
-                )
+                r = r._replace(error=f"duplicate event id (first stored at seq {first})")
             elif r.id and r.error is None:
                 seen[r.id] = r.seq
-            self.conn.execute(sql, _values(r))
+            self.conn.execute(sql, r)
 
     # ------------------------------------------------------------ reading
 
@@ -276,7 +260,3 @@ class EventLog:
     def dump(self) -> Iterable[str]:
         """Every table's content as SQL, for comparing two logs."""
         return self.conn.iterdump()
-
-
-def _values(r: Row) -> tuple[object, ...]:
-    return (r.seq, r.id, r.ts, r.hive, r.agent, r.kind, r.subject, r.raw, r.error, r.hash)

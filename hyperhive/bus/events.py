@@ -194,6 +194,7 @@ def check_matches_subject(event: AnyEvent, subject: str) -> None:
     if parsed.kind != event.kind:
         raise MalformedEvent(f"event says kind {event.kind!r}, subject says {parsed.kind!r}")
     if parsed.inbox:
+        to: object
         if isinstance(event, messaging.MessageSent):
             to = event.to
         elif isinstance(event, RawEvent):

@@ -22,7 +22,7 @@ from hyperhive import __version__
 from hyperhive.bus import auth, subjects
 from hyperhive.bus.catalogue.hive import HiveStarted, HiveStopped
 from hyperhive.bus.connect import open_nats
-from hyperhive.bus.consume import PullConsumer, StartAt
+from hyperhive.bus.consume import PullConsumer, StartAt, ack_info
 from hyperhive.bus.envelope import Event
 from hyperhive.bus.eventlog import EventLog, StreamMessage
 from hyperhive.bus.publish import publish_event
@@ -58,7 +58,7 @@ async def project(
         await consumer.ensure(StartAt(seq=position + 1))
         log.info("projecting %s into %s from seq %d", stream, eventlog.path, position + 1)
         async for msgs in consumer.batches(batch=BATCH):
-            batch = [StreamMessage(m.metadata.sequence.stream, m.subject, m.data) for m in msgs]
+            batch = [StreamMessage(ack_info(m).stream_seq, m.subject, m.data) for m in msgs]
             first_available = None
             if batch[0].seq != position + 1 and batch[0].seq > position:
                 first_available = (await js.stream_info(stream)).state.first_seq

@@ -45,7 +45,6 @@ async def publish_event(
             subject,
             encode_event(event),
             timeout=timeout,
-            stream=subjects.stream_name(event.hive),
             headers=headers,
         )
     except js_errors.APIError as exc:
@@ -59,4 +58,8 @@ async def publish_event(
         raise NotConnected(
             f"no JetStream stream answered on {subject}: is the hive's bus up?"
         ) from exc
+    if ack.stream != subjects.stream_name(event.hive):
+        # Checked here rather than with `Nats-Expected-Stream`, which the server
+        # would store on every event for every reader to parse again.
+        raise NotConnected(f"{subject} is captured by stream {ack.stream}, not the hive's")
     return Published(seq=ack.seq, duplicate=bool(ack.duplicate), subject=subject)

@@ -13,6 +13,7 @@ names and container names: `..`, `/`, `*`, `>` and friends never get through.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass
 
@@ -118,8 +119,12 @@ class ParsedSubject:
     inbox: bool  # True for hive.<hive>.inbox.<agent>
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_subject(subject: str) -> ParsedSubject:
-    """Parse an event or inbox subject; raise `InvalidSubject` for anything else."""
+    """Parse an event or inbox subject; raise `InvalidSubject` for anything else.
+
+    Cached: a hive has few distinct subjects, and this runs for every event read.
+    """
     parts = subject.split(".")
     try:
         if len(parts) >= 4 and parts[0] == "hive":

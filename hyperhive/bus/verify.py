@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from nats.aio.client import Client
 
 from hyperhive.bus import subjects
-from hyperhive.bus.consume import StartAt, read_ordered
+from hyperhive.bus.consume import StartAt, ack_info, read_ordered
 from hyperhive.bus.eventlog import GENESIS, EventLog, StreamMessage, chain_hash, to_row
 
 
@@ -53,11 +53,12 @@ def verify_chain(log: EventLog, report: VerifyReport) -> None:
         if report.first_seq is None:
             report.first_seq = row.seq
         report.last_seq = row.seq
-        if prev_seq is not None and row.seq != prev_seq + 1 and (prev_seq + 1) not in gaps:
+        expected = 1 if prev_seq is None else prev_seq + 1
+        if row.seq != expected and expected not in gaps:
             report.problems.append(
                 Problem(
-                    prev_seq + 1,
-                    f"rows {prev_seq + 1}..{row.seq - 1} are missing from the log (deleted?)",
+                    expected,
+                    f"rows {expected}..{row.seq - 1} are missing from the log (deleted?)",
                 )
             )
             return
@@ -110,7 +111,7 @@ async def verify_stream(nc: Client, log: EventLog, report: VerifyReport) -> None
     async for msg in read_ordered(
         nc, stream, subjects.stream_subjects(log.hive), StartAt(seq=start), False, end
     ):
-        seq = msg.metadata.sequence.stream
+        seq = ack_info(msg).stream_seq
         while row is not None and row.seq < seq:
             report.problems.append(Problem(row.seq, "row is in the log but not in the stream"))
             return
