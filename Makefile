@@ -31,6 +31,7 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(PY) -m hyperhive.bus.docgen
+	$(PY) -m hyperhive.cli.docgen
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -8,6 +8,7 @@ fixture brings it back for the next test if one left it down.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -17,11 +18,11 @@ import msgspec
 import pytest
 from nats.aio.client import Client
 
-from hyperhive.bus import auth
+from hyperhive.bus import auth, subjects
 from hyperhive.bus.connect import connect, resolve_endpoint
 from hyperhive.bus.server import EmbeddedServer
 from hyperhive.bus.stream import ensure_stream
-from hyperhive.config import HiveConfig
+from hyperhive.config import HiveConfig, StreamConfig
 
 _hive_numbers = itertools.count(1)
 
@@ -68,7 +69,13 @@ def cfg(server: EmbeddedServer, hive: str, tmp_path: Path) -> HiveConfig:
         src = auth.credentials_path(server.state_dir, role)
         (creds / src.name).write_bytes(src.read_bytes())
         os.chmod(creds / src.name, 0o600)
-    return HiveConfig(hive=hive, nats_url=server.url, state_dir=str(state))
+    # Each stream reserves its max_bytes of JetStream storage: keep tests' small.
+    return HiveConfig(
+        hive=hive,
+        nats_url=server.url,
+        state_dir=str(state),
+        stream=StreamConfig(max_bytes=64 * 1024 * 1024),
+    )
 
 
 @pytest.fixture
@@ -77,6 +84,11 @@ async def nc(cfg: HiveConfig) -> AsyncIterator[Client]:
     client = await connect(resolve_endpoint(cfg, auth.ADMIN), "test")
     await ensure_stream(client.jetstream(), cfg.hive, cfg.stream)
     yield client
+    if not client.is_connected:  # the test killed the server: reconnect to clean up
+        await client.close()
+        client = await connect(resolve_endpoint(cfg, auth.ADMIN), "test-cleanup", wait=True)
+    with contextlib.suppress(Exception):
+        await client.jetstream().delete_stream(subjects.stream_name(cfg.hive))
     await client.close()
 
 

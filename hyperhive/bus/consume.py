@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -383,7 +383,7 @@ async def read_ordered(
     follow: bool,
     end_seq: int | None = None,
     batch: int = 1000,
-) -> AsyncIterator[Msg]:
+) -> AsyncGenerator[Msg, None]:
     """Yield stream messages matching `filter_subjects`, in order, from `start`.
 
     Without `follow`, stops at the stream's end as it was when reading started

@@ -64,6 +64,8 @@ def hive_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
             except subprocess.TimeoutExpired:
                 proc.kill()  # its nats-server dies with it (PR_SET_PDEATHSIG)
                 proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _tail(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -142,6 +144,8 @@ def test_up_stops_cleanly_on_sigint_and_keeps_its_store(
     finally:
         again.send_signal(signal.SIGINT)
         assert again.wait(timeout=30) == 0
+        assert again.stdout is not None
+        again.stdout.close()
 
 
 def test_second_up_on_the_same_state_dir_is_refused(

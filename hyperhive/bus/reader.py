@@ -1,0 +1,491 @@
+"""Reading events for people: the last N, from a time or a sequence, live, across hives.
+
+    streams = await resolve_streams(nc, "*")          # every hive, or one; each one's end
+    records = await read_backlog(nc, streams, flt, last=10)
+    async with aclosing(follow_streams(nc, streams, flt)) as live:
+        async for rec in live: ...                    # from each end + 1, live
+
+A `Record` is one stream message as a reader sees it: a decoded event, or a
+malformed message with the reason it is not one (a reader shows it and goes
+on). Filters are pushed down to NATS subject filters where they can be
+(`EventFilter.subjects()`) and always re-checked exactly (`record_matches`).
+
+The last N matching records are found by reading backwards from the stream's
+last sequence in windows that double in size, until N are found or the first
+sequence is reached: exact with any filter, and cheap when matches are recent.
+Following goes on from the same last sequence + 1: no gap, no duplicate.
+
+The same `Record`s come out of the sqlite event log (`read_log`), so `export`
+filters and prints exactly like `tail`; `replay_stream` rebuilds that log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import api as js_api
+from nats.js import errors as js_errors
+
+from hyperhive.bus import events as ev
+from hyperhive.bus import subjects
+from hyperhive.bus.consume import StartAt, read_ordered
+from hyperhive.bus.eventlog import EventLog, Row, StreamMessage
+from hyperhive.bus.subjects import EventFilter
+from hyperhive.errors import HyperhiveError, InvalidName, InvalidSubject
+from hyperhive.timefmt import format_ts
+
+FIRST_WINDOW = 256
+READ_BATCH = 1000
+REPLAY_BATCH = 1000
+HIVE_STREAM_PREFIX = "HIVE_"
+T = TypeVar("T")
+
+
+class NoStream(HyperhiveError):
+    """The hive has no JetStream stream on this NATS (nothing published yet, or a typo)."""
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stream message (or log row) as a reader sees it: an event, or why it is not one."""
+
+    hive: str
+    seq: int
+    subject: str
+    data: bytes
+    event: ev.AnyEvent | None
+    error: str | None = None  # malformed (event is None), or a duplicate row in the log
+    stored: datetime | None = None  # when the stream stored it (None for log rows)
+
+    @property
+    def malformed(self) -> bool:
+        return self.event is None
+
+    @property
+    def ts(self) -> datetime | None:
+        return self.event.ts if self.event is not None else self.stored
+
+    @property
+    def agent(self) -> str | None:
+        if self.event is not None:
+            return self.event.agent
+        return _parsed(self.subject)[0]
+
+    @property
+    def kind(self) -> str | None:
+        if self.event is not None:
+            return self.event.kind
+        return _parsed(self.subject)[1]
+
+    def sort_key(self) -> tuple[str, str, int]:
+        """Merge order across hives: (ts, id), then sequence."""
+        ts = format_ts(self.ts) if self.ts is not None else ""
+        return (ts, self.event.id if self.event is not None else "", self.seq)
+
+
+def _parsed(subject: str) -> tuple[str | None, str | None]:
+    try:
+        p = subjects.parse_subject(subject)
+    except InvalidSubject:
+        return None, None
+    return p.agent, p.kind
+
+
+def to_record(
+    hive: str, seq: int, subject: str, data: bytes, stored: datetime | None = None
+) -> Record:
+    """Decode one message; anything that is not a valid event for its subject is malformed."""
+    try:
+        event = ev.decode_event(data)
+        ev.check_matches_subject(event, subject)
+    except HyperhiveError as exc:
+        return Record(hive, seq, subject, data, None, str(exc), stored)
+    return Record(hive, seq, subject, data, event, None, stored)
+
+
+def msg_record(hive: str, msg: Msg) -> Record:
+    meta = msg.metadata
+    return to_record(hive, int(meta.sequence.stream), msg.subject, msg.data, meta.timestamp)
+
+
+def row_record(row: Row) -> Record:
+    """A log row as a record; a duplicate row keeps its event and its `error`."""
+    rec = to_record(row.hive, row.seq, row.subject, row.raw)
+    if row.error is not None and rec.event is not None:
+        return Record(rec.hive, rec.seq, rec.subject, rec.data, rec.event, row.error)
+    return rec
+
+
+def record_matches(flt: EventFilter, rec: Record) -> bool:
+    """The exact filter check. A malformed message is judged by what its subject says."""
+    if rec.event is not None:
+        e = rec.event
+        return flt.matches(e.hive, e.agent, e.kind, related=e.related_agents())
+    agent, kind = _parsed(rec.subject)
+    if kind is None:  # not even a parsable subject: only an unfiltered reader sees it
+        return not flt.agents and not flt.kinds and flt.hive in (subjects.ALL_HIVES, rec.hive)
+    return flt.matches(rec.hive, agent, kind)
+
+
+@contextlib.asynccontextmanager
+async def _closing(it: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """`aclosing` for an iterator typed as a plain `AsyncIterator` (`read_ordered`)."""
+    try:
+        yield it
+    finally:
+        close = getattr(it, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def hive_filter(flt: EventFilter, hive: str) -> EventFilter:
+    """The filter narrowed to one hive (what one stream is read with)."""
+    return EventFilter(hive=hive, agents=flt.agents, kinds=flt.kinds)
+
+
+# ---------------------------------------------------------------- streams
+
+
+@dataclass(frozen=True, slots=True)
+class HiveStream:
+    """One hive's stream and where it stood when reading began."""
+
+    hive: str
+    stream: str
+    first_seq: int = 0
+    last_seq: int = 0
+
+
+async def _stream_state(nc: Client, hive: str, stream: str) -> HiveStream:
+    try:
+        info = await nc.jetstream().stream_info(stream)
+    except js_errors.NotFoundError:
+        raise NoStream(
+            f"hive {hive!r} has no stream {stream} on this NATS: nothing was published "
+            "to it yet, or the hive name is wrong (--hive '*' reads every hive)"
+        ) from None
+    return HiveStream(hive, stream, info.state.first_seq, info.state.last_seq)
+
+
+def hive_of_stream(info: js_api.StreamInfo) -> str | None:
+    """The hive a stream belongs to, judged by the subjects it captures, or None."""
+    name = info.config.name or ""
+    if not name.startswith(HIVE_STREAM_PREFIX):
+        return None
+    for subject in info.config.subjects or ():
+        parts = subject.split(".")
+        if len(parts) != 4 or parts[0] != "hive" or parts[2:] != ["evt", ">"]:
+            continue
+        try:
+            if subjects.stream_name(parts[1]) == name:
+                return parts[1]
+        except InvalidName:
+            continue
+    return None
+
+
+async def list_hive_streams(nc: Client) -> list[HiveStream]:
+    """Every hive stream on this NATS (streams named `HIVE_*`), sorted by hive."""
+    js = nc.jetstream()
+    found: dict[str, HiveStream] = {}
+    offset = 0
+    while True:
+        page = await js.streams_info(offset)
+        if not page:
+            break
+        offset += len(page)
+        for info in page:
+            hive = hive_of_stream(info)
+            if hive is not None:
+                state = info.state
+                name = subjects.stream_name(hive)
+                found[hive] = HiveStream(hive, name, state.first_seq, state.last_seq)
+    return [found[h] for h in sorted(found)]
+
+
+async def resolve_streams(nc: Client, hive: str) -> list[HiveStream]:
+    """The streams to read: one hive's (`NoStream` if missing), or every hive's for `*`."""
+    if hive == subjects.ALL_HIVES:
+        found = await list_hive_streams(nc)
+        if not found:
+            raise NoStream("no hive has a stream on this NATS yet: nothing was published")
+        return found
+    return [await _stream_state(nc, hive, subjects.stream_name(hive))]
+
+
+# ---------------------------------------------------------------- reading
+
+
+async def read_range(
+    nc: Client, hs: HiveStream, flt: EventFilter, start: StartAt, end_seq: int
+) -> AsyncGenerator[Record, None]:
+    """Matching records of one stream from `start` up to `end_seq`, in stream order."""
+    if end_seq < 1 or (start.seq is not None and start.seq > end_seq):
+        return
+    f = hive_filter(flt, hs.hive)
+    batch = READ_BATCH
+    if start.seq is not None:
+        batch = max(1, min(READ_BATCH, end_seq - start.seq + 1))
+    msgs = read_ordered(nc, hs.stream, f.subjects(), start, False, end_seq, batch)
+    async with _closing(msgs):
+        async for msg in msgs:
+            rec = msg_record(hs.hive, msg)
+            if record_matches(f, rec):
+                yield rec
+
+
+async def last_matching(
+    nc: Client, hs: HiveStream, flt: EventFilter, n: int, floor: int = 1
+) -> list[Record]:
+    """The last `n` records matching `flt` at or above sequence `floor`, in stream order.
+
+    Reads backwards from `hs.last_seq` in windows of max(4n, 256) sequences,
+    doubling each time, until `n` matches are found or the first sequence (or
+    `floor`) is reached.
+    """
+    low = max(hs.first_seq, floor, 1)
+    if n <= 0 or hs.last_seq < low:
+        return []
+    found: list[Record] = []
+    hi, window = hs.last_seq, max(n * 4, FIRST_WINDOW)
+    while hi >= low and len(found) < n:
+        lo = max(low, hi - window + 1)
+        chunk = [rec async for rec in read_range(nc, hs, flt, StartAt(seq=lo), hi)]
+        found[:0] = chunk
+        hi, window = lo - 1, window * 2
+    return found[-n:]
+
+
+async def read_from(
+    nc: Client,
+    hs: HiveStream,
+    flt: EventFilter,
+    since: datetime | None = None,
+    from_seq: int | None = None,
+    last: int | None = None,
+) -> list[Record]:
+    """Matching records from a time or a sequence up to `hs.last_seq` (the last `last` of them)."""
+    if from_seq is not None and last is not None:
+        return await last_matching(nc, hs, flt, last, floor=from_seq)
+    start = StartAt(seq=max(from_seq or 1, 1)) if since is None else StartAt(time=since)
+    kept: collections.deque[Record] = collections.deque(maxlen=last)
+    async for rec in read_range(nc, hs, flt, start, hs.last_seq):
+        kept.append(rec)
+    return list(kept)
+
+
+async def read_backlog(
+    nc: Client,
+    streams: list[HiveStream],
+    flt: EventFilter,
+    last: int | None = 10,
+    since: datetime | None = None,
+    from_seq: int | None = None,
+) -> list[Record]:
+    """What `tail` prints before following.
+
+    With neither `since` nor `from_seq`: the last `last` matching records. With
+    one of them: every matching record from there, or only the last `last` if
+    given. Several hives are merged by (ts, id); one hive keeps stream order.
+    """
+    per_hive: list[list[Record]] = []
+    for hs in streams:
+        try:
+            if since is None and from_seq is None and last is not None:
+                per_hive.append(await last_matching(nc, hs, flt, last))
+            else:
+                per_hive.append(await read_from(nc, hs, flt, since, from_seq, last))
+        except js_errors.NotFoundError:
+            if len(streams) == 1:
+                raise NoStream(f"stream {hs.stream} disappeared while it was read") from None
+    if len(per_hive) == 1:
+        return per_hive[0]
+    merged = sorted((r for recs in per_hive for r in recs), key=Record.sort_key)
+    return merged[-last:] if last is not None else merged
+
+
+async def follow_stream(
+    nc: Client, hs: HiveStream, flt: EventFilter
+) -> AsyncGenerator[Record, None]:
+    """Matching records of one stream after `hs.last_seq`, live, until cancelled."""
+    f = hive_filter(flt, hs.hive)
+    start = StartAt(seq=hs.last_seq + 1)
+    msgs = read_ordered(nc, hs.stream, f.subjects(), start, follow=True)
+    async with _closing(msgs):
+        async for msg in msgs:
+            rec = msg_record(hs.hive, msg)
+            if record_matches(f, rec):
+                yield rec
+
+
+async def follow_streams(
+    nc: Client, streams: list[HiveStream], flt: EventFilter
+) -> AsyncGenerator[Record, None]:
+    """Follow several streams at once; records come out as they arrive.
+
+    Use with `contextlib.aclosing` so the readers stop when the caller does.
+    """
+    if len(streams) == 1:
+        async with contextlib.aclosing(follow_stream(nc, streams[0], flt)) as live:
+            async for rec in live:
+                yield rec
+        return
+    queue: asyncio.Queue[Record | BaseException] = asyncio.Queue(maxsize=10_000)
+
+    async def pump(hs: HiveStream) -> None:
+        try:
+            async with contextlib.aclosing(follow_stream(nc, hs, flt)) as live:
+                async for rec in live:
+                    await queue.put(rec)
+        except js_errors.NotFoundError:
+            return  # that hive's stream was deleted: the others go on
+        except Exception as exc:  # any reader's failure is the caller's
+            await queue.put(exc)
+
+    tasks = [asyncio.create_task(pump(hs)) for hs in streams]
+    try:
+        while True:
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+
+# ---------------------------------------------------------------- the sqlite log
+
+
+def log_start_seq(log: EventLog, since: datetime | None, from_seq: int | None) -> int:
+    """The first log sequence to read: `from_seq`, or the first row stamped at/after `since`."""
+    start = max(from_seq or 1, 1)
+    if since is not None:
+        row = log.conn.execute(
+            "SELECT min(seq) FROM events WHERE ts >= ?", (format_ts(since),)
+        ).fetchone()
+        first = row[0] if row and row[0] is not None else log.position() + 1
+        start = max(start, int(first))
+    return start
+
+
+def read_log(
+    log: EventLog, flt: EventFilter, since: datetime | None = None, from_seq: int | None = None
+) -> Iterator[Record]:
+    """Matching rows of the sqlite log as records, in sequence order."""
+    f = hive_filter(flt, log.hive)
+    for row in log.rows(after_seq=log_start_seq(log, since, from_seq) - 1):
+        rec = row_record(row)
+        if record_matches(f, rec):
+            yield rec
+
+
+@dataclass
+class ReplayResult:
+    written: int = 0
+    read: int = 0
+    start_position: int = 0
+    position: int = 0
+    stream_last_seq: int = 0
+    error_rows: int = 0  # rows kept with an error (malformed or duplicate), among the new ones
+
+
+async def replay_stream(
+    nc: Client,
+    log: EventLog,
+    on_batch: Callable[[int, int], Any] | None = None,
+    batch: int = REPLAY_BATCH,
+) -> ReplayResult:
+    """Append the stream's messages after the log's position into the log, in batches.
+
+    Resumable and idempotent: the log's own position says where to start, and
+    `EventLog.append` skips what it already holds. `on_batch(covered, total)`
+    reports progress: stream sequences covered by a batch, of `total` to go.
+    """
+    hs = await _stream_state(nc, log.hive, subjects.stream_name(log.hive))
+    position = await asyncio.to_thread(log.position)
+    result = ReplayResult(start_position=position, position=position, stream_last_seq=hs.last_seq)
+    if hs.last_seq <= position:
+        return result
+    pending: list[StreamMessage] = []
+
+    async def flush() -> None:
+        if not pending:
+            return
+        written = await asyncio.to_thread(log.append, list(pending), hs.first_seq)
+        result.written += written
+        covered = pending[-1].seq - result.position
+        result.position = pending[-1].seq
+        pending.clear()
+        if on_batch is not None:
+            on_batch(covered, result.stream_last_seq - result.start_position)
+
+    every = subjects.stream_subjects(log.hive)
+    start = StartAt(seq=position + 1)
+    async for msg in read_ordered(nc, hs.stream, every, start, False, hs.last_seq, batch):
+        seq = int(msg.metadata.sequence.stream)
+        pending.append(StreamMessage(seq, msg.subject, msg.data))
+        result.read += 1
+        if len(pending) >= batch:
+            await flush()
+    await flush()
+    result.error_rows = await asyncio.to_thread(_errors_after, log, result.start_position)
+    return result
+
+
+def _errors_after(log: EventLog, seq: int) -> int:
+    sql = "SELECT count(*) FROM events WHERE seq > ? AND error IS NOT NULL"
+    return int(log.conn.execute(sql, (seq,)).fetchone()[0])
+
+
+# ---------------------------------------------------------------- stats
+
+
+@dataclass
+class LogStats:
+    rows: int
+    position: int
+    first_seq: int | None
+    last_seq: int | None
+    first_ts: str | None
+    last_ts: str | None
+    malformed: int
+    by_kind: dict[str, int]
+    by_agent: dict[str, int]
+
+
+def log_stats(log: EventLog) -> LogStats:
+    """Counts per kind and per agent, and the time span, of the events in the log."""
+    q = log.conn.execute
+    ok = "FROM events WHERE error IS NULL"
+    rows, first_seq, last_seq = q("SELECT count(*), min(seq), max(seq) FROM events").fetchone()
+    first_ts, last_ts = q(f"SELECT min(ts), max(ts) {ok} AND ts IS NOT NULL").fetchone()
+    malformed = q("SELECT count(*) FROM events WHERE error IS NOT NULL").fetchone()[0]
+    by_kind = dict(q(f"SELECT kind, count(*) {ok} GROUP BY 1 ORDER BY 1").fetchall())
+    wide = (subjects.HIVE_WIDE,)
+    by_agent = dict(q(f"SELECT coalesce(agent, ?), count(*) {ok} GROUP BY 1 ORDER BY 1", wide))
+    return LogStats(
+        int(rows),
+        log.position(),
+        first_seq,
+        last_seq,
+        first_ts,
+        last_ts,
+        int(malformed),
+        by_kind,
+        by_agent,
+    )
