@@ -46,6 +46,10 @@ class PublishConflict(HyperhiveError):
     http_status = 409
 
 
+class PublishRefused(HyperhiveError):
+    """JetStream refused to store an event (too large, no permission, stream limits)."""
+
+
 class ServerError(HyperhiveError):
     """The embedded nats-server could not be started or stopped."""
 

@@ -45,8 +45,16 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
 _ZERO = timedelta(0)
 
 
-def format_ts(ts: datetime) -> str:
-    """`2026-01-31T12:00:00.123Z`: UTC, milliseconds. (On the projector's hot path.)"""
+def format_ts(ts: datetime, timespec: str = "milliseconds") -> str:
+    """`2026-01-31T12:00:00.123Z`: UTC, milliseconds (for people)."""
     if ts.utcoffset() != _ZERO:
         ts = ts.astimezone(UTC)
-    return ts.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return ts.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+
+
+def storage_ts(ts: datetime) -> str:
+    """`2026-01-31T12:00:00.123456Z`: UTC, microseconds, sortable as text (the event log).
+
+    Full precision, so `--since` compares exactly. On the projector's hot path.
+    """
+    return format_ts(ts, "microseconds")

@@ -166,4 +166,5 @@ async def open_nats(
         if nc.is_connected:
             with contextlib.suppress(TimeoutError, nats.errors.Error):
                 await nc.flush(timeout=1)
-        await nc.close()
+        # Shielded: a second cancel must not leave the socket open.
+        await asyncio.shield(nc.close())

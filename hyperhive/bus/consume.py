@@ -46,6 +46,7 @@ NO_MESSAGES = "404"
 REQUEST_TIMEOUT = "408"
 CONFLICT = "409"
 HEARTBEAT = "100"
+RECONNECT_CHECK = 0.5  # how often a waiting consumer looks for a reconnect
 
 
 class AckInfo(NamedTuple):
@@ -140,6 +141,7 @@ class PullConsumer:
         self._request_done = True
         self._received = 0
         self._requested = 0
+        self._reconnects = 0
         self._sub: Subscription | None = None
 
     def _config(self, start: StartAt) -> js_api.ConsumerConfig:
@@ -258,14 +260,20 @@ class PullConsumer:
             out.append(msg)
         return out, False
 
-    async def batches(self, batch: int = 1000, expires: float = 5.0) -> AsyncIterator[list[Msg]]:
-        """Yield lists of messages, in stream order, as they arrive; idle time yields nothing."""
+    async def batches(
+        self, batch: int = 1000, expires: float = 5.0, idle_tick: float | None = None
+    ) -> AsyncGenerator[list[Msg], None]:
+        """Yield lists of messages, in stream order, as they arrive.
+
+        Idle time yields nothing, or, with `idle_tick`, an empty list every
+        `idle_tick` seconds (for callers with work of their own to finish).
+        """
         self._sub = await self.nc.subscribe(self.nc.new_inbox(), cb=self._on_msg)
         try:
             loop = asyncio.get_running_loop()
             deadline = 0.0
             while True:
-                if loop.time() > deadline and not self._request_done:
+                if loop.time() >= deadline and not self._request_done:
                     # A request not finished by its deadline (its 408 never came, even if
                     # part of it was delivered): the server restarted and lost it, maybe
                     # with the consumer. It has expired anyway; ask again.
@@ -282,10 +290,23 @@ class PullConsumer:
                     deadline = loop.time() + expires + 2.0
                 if not self._buffer:
                     self._arrived.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(
-                            self._arrived.wait(), max(0.05, deadline - loop.time())
-                        )
+                    wait = min(max(0.05, deadline - loop.time()), RECONNECT_CHECK)
+                    if idle_tick is not None:
+                        wait = min(wait, idle_tick)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                    # cancel that lands as the wait ends, and the consumer runs on.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._arrived.wait()
+                    reconnects = self.nc.stats["reconnects"]
+                    if reconnects != self._reconnects:
+                        # Back after a disconnect: whatever we asked for died with the
+                        # old connection (or server). Ask again now, not at the deadline.
+                        self._reconnects = reconnects
+                        deadline = 0.0
+                    if not self._buffer and idle_tick is not None:
+                        yield []
+                        continue
                 if self._buffer:
                     got, self._buffer = self._buffer, []
                     if self.ack_policy == js_api.AckPolicy.EXPLICIT:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 from hyperhive.bus import events as ev
 from hyperhive.bus import subjects
 from hyperhive.errors import EventLogError, HyperhiveError
-from hyperhive.timefmt import format_ts
+from hyperhive.timefmt import storage_ts
 
 SCHEMA_VERSION = 1
 EVENTLOG = "eventlog"
@@ -95,7 +95,7 @@ def to_row(msg: StreamMessage, hive: str, prev: bytes) -> Row:
     return Row(
         msg.seq,
         event.id,
-        format_ts(event.ts),
+        storage_ts(event.ts),
         event.hive,
         event.agent,
         event.kind,
@@ -189,12 +189,16 @@ class EventLog:
                 if msg.seq <= pos:
                     continue
                 if msg.seq != pos + 1:
-                    reason = "expired from the stream before it was projected"
-                    if first_available is None or first_available <= pos + 1:
-                        reason = "not delivered by the stream"
+                    if first_available is None or first_available < msg.seq:
+                        # The stream still has what lies between: writing on would
+                        # lose it for good (e.g. an earlier batch's write failed).
+                        raise EventLogError(
+                            f"{self.path}: next message is seq {msg.seq} but the log is at "
+                            f"{pos}; refusing to skip {pos + 1}..{msg.seq - 1}"
+                        )
                     conn.execute(
                         "INSERT OR REPLACE INTO gaps VALUES (?, ?, ?)",
-                        (pos + 1, msg.seq - 1, reason),
+                        (pos + 1, msg.seq - 1, "expired from the stream before it was projected"),
                     )
                 row = to_row(msg, self.hive, prev)
                 rows.append(row)

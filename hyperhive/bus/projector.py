@@ -10,12 +10,16 @@ never loses or duplicates a row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import nats.errors
+from nats.aio.msg import Msg
 from nats.js import api as js_api
 
 from hyperhive import __version__
@@ -25,6 +29,7 @@ from hyperhive.bus.connect import open_nats
 from hyperhive.bus.consume import PullConsumer, StartAt, ack_info
 from hyperhive.bus.envelope import Event
 from hyperhive.bus.eventlog import EventLog, StreamMessage
+from hyperhive.bus.logwriter import LogSink, ProcessSink, ThreadSink
 from hyperhive.bus.publish import publish_event
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig, state_path
@@ -33,6 +38,7 @@ from hyperhive.errors import HyperhiveError
 log = logging.getLogger("hyperhive.projector")
 
 DURABLE = "projector-events"
+IN_FLIGHT = 2
 SERVICE = "projector"
 BATCH = 1000
 RETRY_FIRST = 0.2
@@ -45,28 +51,49 @@ def eventlog_path(cfg: HiveConfig) -> Path:
 
 async def project(
     cfg: HiveConfig,
-    eventlog: EventLog,
+    eventlog: EventLog | LogSink,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Project the stream into `eventlog` until cancelled. Raises on failure."""
-    async with open_nats(cfg, auth.ADMIN, "hyperhive-projector", wait=True) as nc:
-        js = nc.jetstream()
-        await ensure_stream(js, cfg.hive, cfg.stream)
-        stream = subjects.stream_name(cfg.hive)
-        consumer = PullConsumer(nc, stream, DURABLE, ack_policy=js_api.AckPolicy.ALL)
-        position = await asyncio.to_thread(eventlog.position)
-        await consumer.ensure(StartAt(seq=position + 1))
-        log.info("projecting %s into %s from seq %d", stream, eventlog.path, position + 1)
-        async for msgs in consumer.batches(batch=BATCH):
-            batch = [StreamMessage(ack_info(m).stream_seq, m.subject, m.data) for m in msgs]
-            first_available = None
-            if batch[0].seq != position + 1 and batch[0].seq > position:
-                first_available = (await js.stream_info(stream)).state.first_seq
-            written = await asyncio.to_thread(eventlog.append, batch, first_available)
-            position = max(position, batch[-1].seq)
-            await msgs[-1].ack()
-            if on_batch is not None:
-                on_batch(written, position)
+    """Project the stream into `eventlog` until cancelled. Raises on failure.
+
+    Up to `IN_FLIGHT` batches are being written while the next one is received;
+    each is acked only once it is committed, in order.
+    """
+    sink = ThreadSink(eventlog) if isinstance(eventlog, EventLog) else eventlog
+    pending: deque[tuple[asyncio.Future[int], Msg, int]] = deque()
+    try:
+        async with open_nats(cfg, auth.ADMIN, "hyperhive-projector", wait=True) as nc:
+            js = nc.jetstream()
+            await ensure_stream(js, cfg.hive, cfg.stream)
+            stream = subjects.stream_name(cfg.hive)
+            consumer = PullConsumer(nc, stream, DURABLE, ack_policy=js_api.AckPolicy.ALL)
+            position = await sink.position()
+            await consumer.ensure(StartAt(seq=position + 1))
+            log.info("projecting %s into %s from seq %d", stream, sink.path, position + 1)
+            async with contextlib.aclosing(consumer.batches(batch=BATCH, idle_tick=0.2)) as batches:
+                async for msgs in batches:
+                    if msgs:
+                        batch = [
+                            StreamMessage(ack_info(m).stream_seq, m.subject, m.data) for m in msgs
+                        ]
+                        first_available = None
+                        if batch[0].seq > position + 1:
+                            first_available = (await js.stream_info(stream)).state.first_seq
+                        pending.append(
+                            (sink.submit(batch, first_available), msgs[-1], batch[-1].seq)
+                        )
+                        position = max(position, batch[-1].seq)
+                    while pending and (pending[0][0].done() or len(pending) > IN_FLIGHT):
+                        written_fut, last, seq = pending.popleft()
+                        written = await written_fut
+                        await last.ack()
+                        if on_batch is not None:
+                            on_batch(written, seq)
+    finally:
+        for fut, _last, _seq in pending:
+            fut.cancel()  # a write already running finishes; queued ones are dropped
+        if sink is not eventlog:
+            await sink.aclose()
 
 
 async def announce(cfg: HiveConfig, event: Event) -> None:
@@ -80,8 +107,14 @@ async def announce(cfg: HiveConfig, event: Event) -> None:
 
 
 async def run_projector(cfg: HiveConfig, path: Path | None = None) -> None:
-    """Run the projector forever: any failure is logged and retried with backoff."""
-    eventlog = await asyncio.to_thread(EventLog, path or eventlog_path(cfg), cfg.hive)
+    """Run the projector forever: any failure is logged and retried with backoff.
+
+    The log is written by a worker process (`ProcessSink`); the worker is
+    replaced if it dies.
+    """
+    path = path or eventlog_path(cfg)
+    await asyncio.to_thread(lambda: EventLog(path, cfg.hive).close())  # refuse a wrong hive now
+    sink = ProcessSink(path, cfg.hive)
     delay = RETRY_FIRST
 
     def healthy(_written: int, _position: int) -> None:
@@ -101,13 +134,17 @@ async def run_projector(cfg: HiveConfig, path: Path | None = None) -> None:
     try:
         while True:
             try:
-                await project(cfg, eventlog, on_batch=healthy)
+                await project(cfg, sink, on_batch=healthy)
+            except BrokenProcessPool:
+                log.warning("projector: the log writer process died; starting a new one")
+                await sink.aclose()
+                sink = ProcessSink(path, cfg.hive)
             except (HyperhiveError, nats.errors.Error, OSError, TimeoutError) as exc:
                 log.warning("projector: %s; resuming in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(RETRY_MAX, delay * 2)
     finally:
-        eventlog.close()
+        await sink.aclose()
         await announce(
             cfg, HiveStopped(hive=cfg.hive, source=SERVICE, service=SERVICE, reason="stopped")
         )

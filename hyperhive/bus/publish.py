@@ -14,7 +14,7 @@ from nats.js import errors as js_errors
 
 from hyperhive.bus import subjects
 from hyperhive.bus.events import Event, encode_event, subject_for
-from hyperhive.errors import NotConnected, PublishConflict
+from hyperhive.errors import NotConnected, PublishConflict, PublishRefused
 
 WRONG_LAST_SEQUENCE = 10071
 PUBLISH_TIMEOUT = 5.0
@@ -53,7 +53,7 @@ async def publish_event(
                 f"{event.kind} not published: {subject} moved past sequence "
                 f"{expected_last_subject_seq} (someone else wrote first)"
             ) from exc
-        raise
+        raise PublishRefused(f"{event.kind} not published on {subject}: {exc.description}") from exc
     except js_errors.NoStreamResponseError as exc:
         raise NotConnected(
             f"no JetStream stream answered on {subject}: is the hive's bus up?"

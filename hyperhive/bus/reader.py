@@ -40,7 +40,7 @@ from hyperhive.bus.consume import StartAt, read_ordered
 from hyperhive.bus.eventlog import EventLog, Row, StreamMessage
 from hyperhive.bus.subjects import EventFilter
 from hyperhive.errors import HyperhiveError, InvalidName, InvalidSubject
-from hyperhive.timefmt import format_ts
+from hyperhive.timefmt import storage_ts
 
 FIRST_WINDOW = 256
 READ_BATCH = 1000
@@ -90,7 +90,7 @@ class Record:
 
     def sort_key(self) -> tuple[str, str, int]:
         """Merge order across hives: (ts, id), then sequence."""
-        ts = format_ts(self.ts) if self.ts is not None else ""
+        ts = storage_ts(self.ts) if self.ts is not None else ""
         return (ts, self.event.id if self.event is not None else "", self.seq)
 
 
@@ -376,7 +376,7 @@ def log_start_seq(log: EventLog, since: datetime | None, from_seq: int | None) -
     start = max(from_seq or 1, 1)
     if since is not None:
         row = log.conn.execute(
-            "SELECT min(seq) FROM events WHERE ts >= ?", (format_ts(since),)
+            "SELECT min(seq) FROM events WHERE ts >= ?", (storage_ts(since),)
         ).fetchone()
         first = row[0] if row and row[0] is not None else log.position() + 1
         start = max(start, int(first))

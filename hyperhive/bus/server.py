@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import msgspec
 
 from hyperhive.bus import auth
 from hyperhive.errors import NotConnected, ServerError
+from hyperhive.procs import die_with_parent
 
 READY_TIMEOUT = 20.0
 _LISTEN_RE = re.compile(r"Listening for client connections on ([0-9.]+):(\d+)")
@@ -155,7 +157,11 @@ class EmbeddedServer:
                 stderr=log,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
-                preexec_fn=_die_with_parent,
+                # Tied to our lifetime only from the main thread: Linux signals the
+                # child when the *thread* that forked exits (see procs.die_with_parent).
+                preexec_fn=die_with_parent
+                if threading.current_thread() is threading.main_thread()
+                else None,
             )
         finally:
             log.close()
@@ -217,19 +223,6 @@ class EmbeddedServer:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the parent dies, however it dies (even SIGKILL).
-
-    Linux delivers it when the thread that forked exits, so `start()` belongs on a
-    thread that lives as long as the server (the main thread, in practice).
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _port_free(port: int) -> bool:
