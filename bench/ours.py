@@ -16,8 +16,10 @@ from hyperhive.bus import subjects
 from hyperhive.bus.consume import StartAt, read_ordered
 from hyperhive.bus.envelope import Event
 from hyperhive.bus.eventlog import EventLog, StreamMessage, to_row
+from hyperhive.bus.logwriter import ProcessSink
 from hyperhive.bus.projector import project
 from hyperhive.bus.publish import publish_event
+from hyperhive.bus.reader import replay_stream
 from hyperhive.config import HiveConfig
 
 # ------------------------------------------------------------------ publish
@@ -84,8 +86,13 @@ def to_rows(hive: str, msgs: list[StreamMessage]) -> Rate:
 
 
 async def projector(cfg: HiveConfig, path: Path, last_seq: int) -> Rate:
-    """`project()` over a backlog until the log's position reaches `last_seq`."""
+    """`project()` over a backlog until the log's position reaches `last_seq`.
+
+    Written through a `ProcessSink`, as `hyperhive projector` does.
+    """
     log = EventLog(path, cfg.hive)
+    sink = ProcessSink(path, cfg.hive)
+    await sink.position()  # the worker is up before the clock starts
     done = asyncio.Event()
     batches = 0
     written_total = 0
@@ -99,7 +106,7 @@ async def projector(cfg: HiveConfig, path: Path, last_seq: int) -> Rate:
 
     try:
         with timed() as t:
-            task = asyncio.create_task(project(cfg, log, on_batch=on_batch))
+            task = asyncio.create_task(project(cfg, sink, on_batch=on_batch))
             waiter = asyncio.create_task(done.wait())
             finished, _ = await asyncio.wait(
                 {task, waiter}, timeout=300, return_when=asyncio.FIRST_COMPLETED
@@ -114,6 +121,7 @@ async def projector(cfg: HiveConfig, path: Path, last_seq: int) -> Rate:
         waiter.cancel()
         count = log.count()
     finally:
+        await sink.aclose()
         log.close()
     assert count == written_total == last_seq, (count, written_total, last_seq)
     avg = written_total / batches if batches else 0
@@ -124,28 +132,17 @@ async def projector(cfg: HiveConfig, path: Path, last_seq: int) -> Rate:
 
 
 async def replay(nc: Client, hive: str, path: Path, batch: int = READ_BATCH) -> Rate:
-    """`read_ordered` over the whole stream into a fresh log, `append` per `batch`.
-
-    What `hive-events replay` does: the append runs in a worker thread (the log
-    is synchronous), so reading goes on while sqlite writes.
-    """
+    """`reader.replay_stream` into a fresh log through a `ProcessSink`: `hive-events replay`."""
     log = EventLog(path, hive)
-    stream = subjects.stream_name(hive)
-    pending: list[StreamMessage] = []
-    written = 0
+    sink = ProcessSink(path, hive)
+    await sink.position()  # the worker is up before the clock starts
     try:
         with timed() as t:
-            async for msg in read_ordered(
-                nc, stream, subjects.stream_subjects(hive), StartAt(), follow=False
-            ):
-                pending.append(StreamMessage(msg.metadata.sequence.stream, msg.subject, msg.data))
-                if len(pending) >= batch:
-                    written += await asyncio.to_thread(log.append, pending)
-                    pending = []
-            if pending:
-                written += await asyncio.to_thread(log.append, pending)
+            result = await replay_stream(nc, log, batch=batch, sink=sink)
+        written = result.written
         count = log.count()
     finally:
+        await sink.aclose()
         log.close()
     assert count == written
     return Rate(written, t.seconds, f"{batch} rows/txn")

@@ -221,6 +221,10 @@ class PullConsumer:
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
 
+    def wake(self) -> None:
+        """Make a waiting `batches(idle_tick=...)` yield now (the caller has work to finish)."""
+        self._arrived.set()
+
     async def _on_msg(self, msg: Msg) -> None:
         status = msg.headers.get(STATUS) if msg.headers else None
         if status is not None:

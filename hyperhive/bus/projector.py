@@ -38,9 +38,10 @@ from hyperhive.errors import HyperhiveError
 log = logging.getLogger("hyperhive.projector")
 
 DURABLE = "projector-events"
-IN_FLIGHT = 2
-SERVICE = "projector"
 BATCH = 1000
+IN_FLIGHT = 2  # batches being written while more are received
+MAX_BUFFERED = 4 * BATCH  # received but not yet handed to the writer
+SERVICE = "projector"
 RETRY_FIRST = 0.2
 RETRY_MAX = 10.0
 
@@ -70,25 +71,36 @@ async def project(
             position = await sink.position()
             await consumer.ensure(StartAt(seq=position + 1))
             log.info("projecting %s into %s from seq %d", stream, sink.path, position + 1)
+            buffered: list[Msg] = []
+
+            async def settle_oldest() -> None:
+                written_fut, last, seq = pending.popleft()
+                written = await written_fut
+                await last.ack()
+                if on_batch is not None:
+                    on_batch(written, seq)
+
             async with contextlib.aclosing(consumer.batches(batch=BATCH, idle_tick=0.2)) as batches:
                 async for msgs in batches:
-                    if msgs:
+                    buffered.extend(msgs)
+                    while pending and pending[0][0].done():
+                        await settle_oldest()
+                    while pending and len(buffered) >= MAX_BUFFERED:
+                        await settle_oldest()  # back-pressure: the writer is behind
+                    while buffered and len(pending) < IN_FLIGHT:
+                        # Write in big batches: while both write slots are busy, what
+                        # arrives is gathered here, and goes out as one batch.
+                        chunk, buffered = buffered[:BATCH], buffered[BATCH:]
                         batch = [
-                            StreamMessage(ack_info(m).stream_seq, m.subject, m.data) for m in msgs
+                            StreamMessage(ack_info(m).stream_seq, m.subject, m.data) for m in chunk
                         ]
                         first_available = None
                         if batch[0].seq > position + 1:
                             first_available = (await js.stream_info(stream)).state.first_seq
-                        pending.append(
-                            (sink.submit(batch, first_available), msgs[-1], batch[-1].seq)
-                        )
+                        written_fut = sink.submit(batch, first_available)
+                        written_fut.add_done_callback(lambda _f: consumer.wake())
+                        pending.append((written_fut, chunk[-1], batch[-1].seq))
                         position = max(position, batch[-1].seq)
-                    while pending and (pending[0][0].done() or len(pending) > IN_FLIGHT):
-                        written_fut, last, seq = pending.popleft()
-                        written = await written_fut
-                        await last.ack()
-                        if on_batch is not None:
-                            on_batch(written, seq)
     finally:
         for fut, _last, _seq in pending:
             fut.cancel()  # a write already running finishes; queued ones are dropped

@@ -25,6 +25,7 @@ from hyperhive import __version__
 from hyperhive.bus import auth, reader, subjects
 from hyperhive.bus.connect import open_nats
 from hyperhive.bus.eventlog import EventLog
+from hyperhive.bus.logwriter import ProcessSink
 from hyperhive.bus.projector import DURABLE, eventlog_path
 from hyperhive.bus.subjects import EventFilter
 from hyperhive.bus.verify import VerifyReport, verify_chain, verify_stream
@@ -243,13 +244,16 @@ async def run_replay(
     cfg: HiveConfig, path: Path, progress: Callable[[int, int], Any] | None = None
 ) -> reader.ReplayResult:
     """Replay the stream into the log at `path`; `progress(covered, total)` after each batch."""
-    log = await asyncio.to_thread(EventLog, path, _one_hive(cfg, "replay"))
+    hive = _one_hive(cfg, "replay")
+    log = await asyncio.to_thread(EventLog, path, hive)
+    sink = ProcessSink(path, hive)  # decode, hash and sqlite on the other core
     try:
         async with _connect(cfg, "replay") as nc:
             return await reader.replay_stream(
-                nc, log, on_batch=None if progress is None else progress
+                nc, log, on_batch=None if progress is None else progress, sink=sink
             )
     finally:
+        await sink.aclose()
         await asyncio.to_thread(log.close)
 
 
