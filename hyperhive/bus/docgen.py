@@ -13,7 +13,6 @@ time this runs, and the test suite fails until it has.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +23,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
-from hyperhive import config
+from hyperhive import config, gendocs
 from hyperhive.bus import events
 from hyperhive.bus.envelope import SCHEMA_VERSION, Event, RawEvent, utcnow
 from hyperhive.errors import HyperhiveError
@@ -537,62 +536,13 @@ GENERATED: dict[str, Callable[[], str]] = {
 }
 
 
-def default_root() -> Path:
-    """The source tree this module lives in (the directory holding `docs/`)."""
-    return Path(__file__).resolve().parents[2]
-
-
-def stale_files(root: Path) -> list[str]:
-    """The generated files (relative paths) whose content differs from what the code says."""
-    stale = []
-    for rel, render in GENERATED.items():
-        path = root / rel
-        try:
-            current = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            current = None
-        if current != render():
-            stale.append(rel)
-    return stale
-
-
-def write_files(root: Path) -> list[str]:
-    """Rewrite the generated files; return those that changed."""
-    changed = []
-    for rel in stale_files(root):
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(GENERATED[rel](), encoding="utf-8")
-        changed.append(rel)
-    return changed
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hyperhive.bus.docgen",
-        description="Generate docs/events.md, docs/events.schema.json and "
-        "docs/configuration.md from the code.",
+    return gendocs.run(
+        "hyperhive.bus.docgen",
+        "Generate docs/events.md, docs/events.schema.json and docs/configuration.md from the code.",
+        GENERATED,
+        argv,
     )
-    parser.add_argument(
-        "--check", action="store_true", help="change nothing; exit 1 if a file is stale"
-    )
-    parser.add_argument(
-        "--root", type=Path, default=None, help="source tree holding docs/ (default: this one)"
-    )
-    args = parser.parse_args(argv)
-    root: Path = args.root or default_root()
-    try:
-        if args.check:
-            stale = stale_files(root)
-            for rel in stale:
-                print(f"{rel} is stale: run python -m hyperhive.bus.docgen", file=sys.stderr)
-            return 1 if stale else 0
-        for rel in write_files(root):
-            print(f"wrote {rel}")
-    except HyperhiveError as exc:
-        print(f"docgen: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -48,7 +48,6 @@ READ_BATCH = 1000
 IN_FLIGHT = 2  # batches being written while the next is read
 REPLAY_BATCH = 1000
 HIVE_STREAM_PREFIX = "HIVE_"
-T = TypeVar("T")
 
 
 class NoStream(HyperhiveError):
@@ -140,15 +139,15 @@ def record_matches(flt: EventFilter, rec: Record) -> bool:
     return flt.matches(rec.hive, agent, kind)
 
 
-@contextlib.asynccontextmanager
-async def _closing(it: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
-    """`aclosing` for an iterator typed as a plain `AsyncIterator` (`read_ordered`)."""
-    try:
-        yield it
-    finally:
-        close = getattr(it, "aclose", None)
-        if close is not None:
-            await close()
+async def _matching(
+    hive: str, f: EventFilter, msgs: AsyncGenerator[Msg, None]
+) -> AsyncGenerator[Record, None]:
+    """The records among `msgs` that match `f`; the read is closed when this is."""
+    async with contextlib.aclosing(msgs):
+        async for msg in msgs:
+            rec = msg_record(hive, msg)
+            if record_matches(f, rec):
+                yield rec
 
 
 def hive_filter(flt: EventFilter, hive: str) -> EventFilter:
@@ -240,11 +239,9 @@ async def read_range(
     if start.seq is not None:
         batch = max(1, min(READ_BATCH, end_seq - start.seq + 1))
     msgs = read_ordered(nc, hs.stream, f.subjects(), start, False, end_seq, batch)
-    async with _closing(msgs):
-        async for msg in msgs:
-            rec = msg_record(hs.hive, msg)
-            if record_matches(f, rec):
-                yield rec
+    async with contextlib.aclosing(_matching(hs.hive, f, msgs)) as records:
+        async for rec in records:
+            yield rec
 
 
 async def last_matching(
@@ -324,11 +321,9 @@ async def follow_stream(
     f = hive_filter(flt, hs.hive)
     start = StartAt(seq=hs.last_seq + 1)
     msgs = read_ordered(nc, hs.stream, f.subjects(), start, follow=True)
-    async with _closing(msgs):
-        async for msg in msgs:
-            rec = msg_record(hs.hive, msg)
-            if record_matches(f, rec):
-                yield rec
+    async with contextlib.aclosing(_matching(hs.hive, f, msgs)) as records:
+        async for rec in records:
+            yield rec
 
 
 async def follow_streams(

@@ -12,13 +12,12 @@ until it has.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import click
 
+from hyperhive import gendocs
 from hyperhive.cli import events, hivectl
 from hyperhive.cli import main as hyperhive_main
 
@@ -117,54 +116,13 @@ def render_cli_md() -> str:
 GENERATED = {CLI_MD: render_cli_md}
 
 
-def default_root() -> Path:
-    """The source tree this module lives in (the directory holding `docs/`)."""
-    return Path(__file__).resolve().parents[2]
-
-
-def stale_files(root: Path) -> list[str]:
-    stale = []
-    for rel, render in GENERATED.items():
-        try:
-            current: str | None = (root / rel).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            current = None
-        if current != render():
-            stale.append(rel)
-    return stale
-
-
-def write_files(root: Path) -> list[str]:
-    changed = []
-    for rel in stale_files(root):
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(GENERATED[rel](), encoding="utf-8")
-        changed.append(rel)
-    return changed
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hyperhive.cli.docgen",
-        description="Generate docs/cli.md from the click commands.",
+    return gendocs.run(
+        "hyperhive.cli.docgen",
+        "Generate docs/cli.md from the click commands.",
+        GENERATED,
+        argv,
     )
-    parser.add_argument(
-        "--check", action="store_true", help="change nothing; exit 1 if docs/cli.md is stale"
-    )
-    parser.add_argument(
-        "--root", type=Path, default=None, help="source tree holding docs/ (default: this one)"
-    )
-    args = parser.parse_args(argv)
-    root: Path = args.root or default_root()
-    if args.check:
-        stale = stale_files(root)
-        for rel in stale:
-            print(f"{rel} is stale: run python -m hyperhive.cli.docgen", file=sys.stderr)
-        return 1 if stale else 0
-    for rel in write_files(root):
-        print(f"wrote {rel}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ async def wait_until(
         if loop.time() > deadline:
             text = what() if callable(what) else what
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {text}")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval)  # noqa: sleep-ok - polls a condition inside a deadline
 
 
 def turn_started(hive: str, agent: str = "alice", n: int = 0) -> TurnStarted:
@@ -81,7 +81,7 @@ async def publish_until_stored(
         try:
             return await publish_event(js, event, timeout=timeout)
         except RETRYABLE:
-            await asyncio.sleep(0.05)  # back off before the retry; the ack is what we wait for
+            await asyncio.sleep(0.05)  # noqa: sleep-ok - back off before a retry; the ack is what we wait for
 
 
 async def stream_count(js: JetStreamContext, hive: str) -> int:

@@ -230,7 +230,7 @@ async def test_projector_cancelled_mid_batch_resumes_exactly_once(
         task = asyncio.ensure_future(project(cfg, first_run))
         await wait_until(first_run.entered.is_set, what="the projector to be writing a batch")
         task.cancel()  # while its batch is being written and not yet acked
-        await asyncio.sleep(0)  # (a yield, not a wait: the task takes the cancel first)
+        await asyncio.sleep(0)  # noqa: sleep-ok - a yield, not a wait: the task takes the cancel first
         first_run.release.set()  # now the interrupted write ends, or fails
         await stop_task(task, cancel=False)  # cancelled once, as a stop signal does
         assert first_run.finished.is_set()
@@ -275,7 +275,7 @@ async def test_a_failed_write_is_never_skipped_by_the_next_batch(
 
         await wait_until(first_pull_delivered, what="the projector to have more batches in hand")
         for _ in range(50):  # yields, not a wait: let it queue those batches behind the held one
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # noqa: sleep-ok - a yield, not a wait
         failing.release.set()  # the held write fails now
         with pytest.raises(RuntimeError, match="died before the commit"):
             await asyncio.wait_for(task, 10)
