@@ -125,12 +125,20 @@ async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
             with contextlib.suppress(Exception):
                 await nc.close()  # nats-py leaves a refused attempt's socket open
             reason = _reason(_cause(exc, failures))
-            if not wait or "authorization" in reason.lower():
+            if not wait:
                 raise NotConnected(
                     f"cannot connect to NATS at {endpoint.describe()}: {reason}"
                 ) from exc
-            log.warning(
-                "NATS at %s not reachable (%s); retrying in %.1fs", endpoint.url, reason, delay
+            # A service keeps trying, refused credentials included: a new agent's
+            # user reaches the server a moment after its credentials file does.
+            refused = "authorization" in reason.lower()
+            log.log(
+                logging.ERROR if refused else logging.WARNING,
+                "NATS at %s %s (%s); retrying in %.1fs",
+                endpoint.describe(),
+                "refused our credentials" if refused else "not reachable",
+                reason,
+                delay,
             )
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX, delay * 2)

@@ -212,6 +212,14 @@ class EmbeddedServer:
             self.proc.wait()
         self._forget()
 
+    def reload(self, agents: tuple[str, ...] = ()) -> None:
+        """Rewrite auth.conf (adding `agents`) and make the running server load it (SIGHUP)."""
+        self.agents = tuple(dict.fromkeys((*self.agents, *agents)))
+        auth.write_auth_conf(self.state_dir, self.hive, self.agents)
+        if self.proc is None or self.proc.poll() is not None:
+            raise ServerError("the embedded nats-server is not running")
+        self.proc.send_signal(signal.SIGHUP)
+
     def restart(self, timeout: float = READY_TIMEOUT) -> None:
         self.stop()
         self.start(timeout)
@@ -240,6 +248,16 @@ def _write_json(path: Path, value: msgspec.Struct) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(msgspec.json.encode(value))
     os.replace(tmp, path)
+
+
+def reload_running(state_dir: Path) -> bool:
+    """Make the state dir's running embedded server re-read its config; False if none runs."""
+    try:
+        info = read_server_info(state_dir)
+    except NotConnected:
+        return False
+    os.kill(info.pid, signal.SIGHUP)
+    return True
 
 
 def ensure_not_running(state_dir: Path) -> None:

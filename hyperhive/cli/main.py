@@ -14,7 +14,7 @@ import click
 from hyperhive import __version__
 from hyperhive.bus import auth
 from hyperhive.bus.projector import eventlog_path, run_projector
-from hyperhive.bus.server import EmbeddedServer, ensure_not_running
+from hyperhive.bus.server import EmbeddedServer, ensure_not_running, reload_running
 from hyperhive.cli.common import common_options, refusals, resolve, run, setup_logging
 from hyperhive.config import HiveConfig, state_path
 
@@ -140,3 +140,5 @@ def credentials(agents: tuple[str, ...], **kw: Any) -> None:
     for role in auth.known_roles(state, agents):
         click.echo(f"{role}\t{auth.credentials_path(state, role)}")
     click.echo(f"auth.conf\t{path}")
+    if reload_running(state):
+        click.echo("the running embedded nats-server reloaded its users")

@@ -30,6 +30,7 @@ from tests.bus.helpers import (
     stream_count,
     turn_events,
     turn_started,
+    wait_until,
 )
 
 pytestmark = pytest.mark.nats
@@ -282,3 +283,28 @@ async def test_agent_cannot_send_a_command_as_someone_else(
         subjects.command_subject(agent_hive.hive, "alice", "ping"), b"", timeout=5
     )
     assert answered == [subjects.command_subject(agent_hive.hive, "alice", "ping")]
+
+
+async def test_a_waiting_service_gets_in_once_the_server_reloads_its_new_user(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "state"
+    server = EmbeddedServer(state, "h1")
+    server.start()
+    try:
+        # bob's credentials exist before the server knows bob (as right after a spawn)
+        creds = auth.ensure_credentials(state, auth.agent_role("bob"))
+        endpoint = Endpoint(url=server.url, credentials=creds, role=auth.agent_role("bob"))
+        with caplog.at_level("ERROR", logger="hyperhive.bus"):
+            task = asyncio.ensure_future(connect(endpoint, "bob", wait=True))
+            await wait_until(
+                lambda: "refused our credentials" in caplog.text or task.done(),
+                what="the first refused attempt",
+            )
+        assert not task.done(), "a service must keep trying with refused credentials"
+        server.reload(agents=("bob",))
+        bob = await asyncio.wait_for(task, 20)
+        assert bob.is_connected
+        await bob.close()
+    finally:
+        server.stop()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -12,6 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from hyperhive.bus import auth
+from hyperhive.bus.connect import connect, resolve_endpoint
+from hyperhive.config import HiveConfig
 
 BIN = Path(sys.executable).parent
 
@@ -163,3 +169,33 @@ def test_second_up_on_the_same_state_dir_is_refused(
     )
     assert second.returncode == 1
     assert "already runs" in second.stderr
+
+
+def test_credentials_for_a_new_agent_work_at_once_against_a_running_hive(
+    hive_up: tuple[subprocess.Popen[str], Path],
+) -> None:
+    proc, state = hive_up
+    _wait_for_line(proc, "Ctrl-C stops everything")
+    out = subprocess.run(
+        [str(BIN / "hyperhive"), "credentials", "--agent", "carol"],
+        capture_output=True,
+        text=True,
+        env=_env(state),
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "agent-carol" in out.stdout
+    assert "reloaded" in out.stdout
+    assert (
+        stat.S_IMODE((state / "nats" / "credentials" / "agent-carol.json").stat().st_mode) == 0o600
+    )
+
+    async def carol_connects() -> bool:
+        cfg = HiveConfig(state_dir=str(state))
+        nc = await connect(resolve_endpoint(cfg, auth.agent_role("carol")), "carol", wait=True)
+        ok = bool(nc.is_connected)
+        await nc.close()
+        return ok
+
+    assert asyncio.run(asyncio.wait_for(carol_connects(), 30))
