@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import signal
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -68,6 +69,9 @@ _worker_log: EventLog | None = None
 def _worker_open(path: str, hive: str) -> None:
     global _worker_log
     die_with_parent()  # a SIGKILL'd projector must not leave its writer behind
+    # Ctrl-C reaches the whole process group: the parent stops the writer, in order,
+    # after its last batch; the writer itself ignores the key.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_log = EventLog(Path(path), hive)
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
+import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import click
@@ -50,6 +53,14 @@ async def _until_signalled(*tasks: Callable[[], Coroutine[Any, Any, Any]]) -> No
             loop.remove_signal_handler(sig)
 
 
+def _sibling(script: str) -> str:
+    """How to run another of our commands: by name if PATH finds ours, else by path."""
+    beside = Path(sys.executable).parent / script
+    if shutil.which(script) == str(beside) or not beside.exists():
+        return script
+    return str(beside)
+
+
 def _start_embedded(cfg: HiveConfig) -> EmbeddedServer:
     state = state_path(cfg)
     ensure_not_running(state)
@@ -78,7 +89,9 @@ def up(nats_port: int | None, dashboard_port: int | None, **kw: Any) -> None:
         )
         click.echo(f"  event log   {eventlog_path(cfg)}")
         click.echo(f"  credentials {auth.credentials_dir(state)}")
-        click.echo(f"  follow it:  hive-events tail -f --state-dir {state} --hive {cfg.hive}")
+        click.echo(
+            f"  follow it:  {_sibling('hive-events')} tail -f --state-dir {state} --hive {cfg.hive}"
+        )
         click.echo("  Ctrl-C stops everything.")
         run(_until_signalled(lambda: run_projector(cfg)))
     finally:
