@@ -19,7 +19,7 @@ from hyperhive.bus.eventlog import EventLog, StreamMessage, to_row
 from hyperhive.bus.logwriter import ProcessSink
 from hyperhive.bus.projector import project
 from hyperhive.bus.publish import publish_event
-from hyperhive.bus.reader import replay_stream
+from hyperhive.bus.replay import replay_stream
 from hyperhive.config import HiveConfig
 
 # ------------------------------------------------------------------ publish
@@ -132,7 +132,7 @@ async def projector(cfg: HiveConfig, path: Path, last_seq: int) -> Rate:
 
 
 async def replay(nc: Client, hive: str, path: Path, batch: int = READ_BATCH) -> Rate:
-    """`reader.replay_stream` into a fresh log through a `ProcessSink`: `hive-events replay`."""
+    """`replay_stream` into a fresh log through a `ProcessSink`: `hive-events replay`."""
     log = EventLog(path, hive)
     sink = ProcessSink(path, hive)
     await sink.position()  # the worker is up before the clock starts

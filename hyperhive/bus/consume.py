@@ -18,8 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -32,11 +31,6 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js import errors as js_errors
 
-from hyperhive.bus import events as ev
-from hyperhive.bus import subjects
-from hyperhive.bus.envelope import SOURCE_BUS
-from hyperhive.bus.publish import publish_event
-from hyperhive.errors import HyperhiveError, MalformedEvent
 from hyperhive.ids import new_id
 
 log = logging.getLogger("hyperhive.bus")
@@ -329,74 +323,6 @@ class PullConsumer:
             self._sub = None
 
 
-class Retry(HyperhiveError):
-    """Raised by a handler: not now, redeliver after `delay` seconds."""
-
-    def __init__(self, message: str, delay: float = 1.0) -> None:
-        super().__init__(message)
-        self.delay = delay
-
-
-class Poison(HyperhiveError):
-    """Raised by a handler: this message can never be processed; dead-letter it."""
-
-
-Handler = Callable[[ev.AnyEvent, Msg], Awaitable[None]]
-
-
-async def run_handler_loop(
-    consumer: PullConsumer,
-    handler: Handler,
-    hive: str,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Process messages one by one; ack on success, nak on `Retry`, term on poison.
-
-    Poison (undecodable bytes, `Poison`, or any other exception from the handler)
-    is terminated and recorded as a `bus.dead_lettered` event; the loop goes on.
-    """
-    if consumer.ack_policy != js_api.AckPolicy.EXPLICIT:
-        raise HyperhiveError(f"consumer {consumer.name}: the handler loop needs AckPolicy.EXPLICIT")
-    await consumer.ensure()
-    async for msgs in consumer.batches(batch=256):
-        for msg in msgs:
-            try:
-                event = ev.decode_event(msg.data)
-                ev.check_matches_subject(event, msg.subject)
-                await handler(event, msg)
-            except Retry as exc:
-                await msg.nak(delay=exc.delay)
-                continue
-            except (MalformedEvent, Poison, Exception) as exc:
-                await msg.term()
-                await dead_letter(consumer, msg, exc, hive)
-                continue
-            await msg.ack()
-        if stop is not None and stop.is_set():
-            return
-
-
-async def dead_letter(consumer: PullConsumer, msg: Msg, exc: BaseException, hive: str) -> None:
-    log.error(
-        "consumer %s dead-lettered seq %s on %s: %s",
-        consumer.name,
-        stream_seq(msg),
-        msg.subject,
-        exc,
-    )
-    event = ev.MessageDeadLettered(
-        hive=hive,
-        source=SOURCE_BUS,
-        consumer=consumer.name,
-        stream_seq=stream_seq(msg),
-        subject=msg.subject[:512],
-        error=str(exc)[:4096],
-        excerpt=msg.data[:1024].decode(errors="replace"),
-    )
-    with contextlib.suppress(HyperhiveError):
-        await publish_event(consumer.js, event)
-
-
 # ---------------------------------------------------------------- ordered reads
 
 
@@ -442,49 +368,3 @@ async def read_ordered(
     finally:
         with contextlib.suppress(Exception):
             await js.delete_consumer(stream, consumer.name)
-
-
-# ---------------------------------------------------------------- live subscriptions
-
-
-@asynccontextmanager
-async def open_live_events(
-    nc: Client,
-    event_filter: subjects.EventFilter,
-    queue_size: int = 10_000,
-) -> AsyncIterator[AsyncIterator[tuple[Msg, ev.AnyEvent | MalformedEvent]]]:
-    """Subscribe now; iterate events as they are published (core NATS, no replay).
-
-    For subscribers that only care about now (a dashboard's live view). The
-    subscriptions are in place (flushed to the server) when the block starts.
-    A slow reader loses the oldest buffered events rather than stalling the
-    server; anything that must not be missed reads the stream (`read_ordered`).
-    Malformed messages are yielded as the `MalformedEvent` describing them.
-    """
-    queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=queue_size)
-
-    async def deliver(msg: Msg) -> None:
-        if queue.full():
-            queue.get_nowait()
-        queue.put_nowait(msg)
-
-    async def events() -> AsyncIterator[tuple[Msg, ev.AnyEvent | MalformedEvent]]:
-        while True:
-            msg = await queue.get()
-            try:
-                event = ev.decode_event(msg.data)
-                ev.check_matches_subject(event, msg.subject)
-            except MalformedEvent as exc:
-                yield msg, exc
-                continue
-            if event_filter.matches(event.hive, event.agent, event.kind, event.related_agents()):
-                yield msg, event
-
-    subs = [await nc.subscribe(s, cb=deliver) for s in event_filter.subjects()]
-    try:
-        await nc.flush()
-        yield events()
-    finally:
-        for sub in subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()

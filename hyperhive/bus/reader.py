@@ -24,10 +24,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -36,9 +35,8 @@ from nats.js import errors as js_errors
 
 from hyperhive.bus import events as ev
 from hyperhive.bus import subjects
-from hyperhive.bus.consume import StartAt, ack_info, read_ordered
-from hyperhive.bus.eventlog import EventLog, Row, StreamMessage
-from hyperhive.bus.logwriter import LogSink, ThreadSink
+from hyperhive.bus.consume import StartAt, read_ordered
+from hyperhive.bus.eventlog import Row
 from hyperhive.bus.subjects import EventFilter
 from hyperhive.errors import HyperhiveError, InvalidName, InvalidSubject
 from hyperhive.timefmt import storage_ts
@@ -168,7 +166,7 @@ class HiveStream:
     last_seq: int = 0
 
 
-async def _stream_state(nc: Client, hive: str, stream: str) -> HiveStream:
+async def stream_state(nc: Client, hive: str, stream: str) -> HiveStream:
     try:
         info = await nc.jetstream().stream_info(stream)
     except js_errors.NotFoundError:
@@ -222,7 +220,7 @@ async def resolve_streams(nc: Client, hive: str) -> list[HiveStream]:
         if not found:
             raise NoStream("no hive has a stream on this NATS yet: nothing was published")
         return found
-    return [await _stream_state(nc, hive, subjects.stream_name(hive))]
+    return [await stream_state(nc, hive, subjects.stream_name(hive))]
 
 
 # ---------------------------------------------------------------- reading
@@ -363,141 +361,3 @@ async def follow_streams(
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-
-
-# ---------------------------------------------------------------- the sqlite log
-
-
-def log_start_seq(log: EventLog, since: datetime | None, from_seq: int | None) -> int:
-    """The first log sequence to read: `from_seq`, or the first row stamped at/after `since`."""
-    start = max(from_seq or 1, 1)
-    if since is not None:
-        row = log.conn.execute(
-            "SELECT min(seq) FROM events WHERE ts >= ?", (storage_ts(since),)
-        ).fetchone()
-        first = row[0] if row and row[0] is not None else log.position() + 1
-        start = max(start, int(first))
-    return start
-
-
-def read_log(
-    log: EventLog, flt: EventFilter, since: datetime | None = None, from_seq: int | None = None
-) -> Iterator[Record]:
-    """Matching rows of the sqlite log as records, in sequence order."""
-    f = hive_filter(flt, log.hive)
-    for row in log.rows(after_seq=log_start_seq(log, since, from_seq) - 1):
-        rec = row_record(row)
-        if record_matches(f, rec):
-            yield rec
-
-
-@dataclass
-class ReplayResult:
-    written: int = 0
-    read: int = 0
-    start_position: int = 0
-    position: int = 0
-    stream_last_seq: int = 0
-    error_rows: int = 0  # rows kept with an error (malformed or duplicate), among the new ones
-
-
-async def replay_stream(
-    nc: Client,
-    log: EventLog,
-    on_batch: Callable[[int, int], Any] | None = None,
-    batch: int = REPLAY_BATCH,
-    sink: LogSink | None = None,
-) -> ReplayResult:
-    """Append the stream's messages after the log's position into the log, in batches.
-
-    Resumable and idempotent: the log's own position says where to start, and
-    `EventLog.append` skips what it already holds. Writes go through `sink` (a
-    worker process, for speed; default: a thread on `log`), up to `IN_FLIGHT`
-    batches ahead of reading, in order. `on_batch(covered, total)` reports
-    progress: stream sequences covered by a committed batch, of `total` to go.
-    """
-    hs = await _stream_state(nc, log.hive, subjects.stream_name(log.hive))
-    own_sink = sink is None
-    out: LogSink = ThreadSink(log) if sink is None else sink
-    position = await out.position()
-    result = ReplayResult(start_position=position, position=position, stream_last_seq=hs.last_seq)
-    pending: list[StreamMessage] = []
-    in_flight: collections.deque[tuple[asyncio.Future[int], int]] = collections.deque()
-
-    async def settle(keep: int) -> None:
-        while len(in_flight) > keep:
-            fut, last = in_flight.popleft()
-            result.written += await fut
-            covered = last - result.position
-            result.position = last
-            if on_batch is not None:
-                on_batch(covered, result.stream_last_seq - result.start_position)
-
-    def submit() -> None:
-        if pending:
-            in_flight.append((out.submit(list(pending), hs.first_seq), pending[-1].seq))
-            pending.clear()
-
-    try:
-        if hs.last_seq > position:
-            every = subjects.stream_subjects(log.hive)
-            start = StartAt(seq=position + 1)
-            async for msg in read_ordered(nc, hs.stream, every, start, False, hs.last_seq, batch):
-                pending.append(StreamMessage(ack_info(msg).stream_seq, msg.subject, msg.data))
-                result.read += 1
-                if len(pending) >= batch:
-                    submit()
-                    await settle(IN_FLIGHT)
-            submit()
-            await settle(0)
-    finally:
-        for fut, _last in in_flight:
-            fut.cancel()
-        if own_sink:
-            await out.aclose()
-    result.error_rows = await asyncio.to_thread(_errors_after, log, result.start_position)
-    return result
-
-
-def _errors_after(log: EventLog, seq: int) -> int:
-    sql = "SELECT count(*) FROM events WHERE seq > ? AND error IS NOT NULL"
-    return int(log.conn.execute(sql, (seq,)).fetchone()[0])
-
-
-# ---------------------------------------------------------------- stats
-
-
-@dataclass
-class LogStats:
-    rows: int
-    position: int
-    first_seq: int | None
-    last_seq: int | None
-    first_ts: str | None
-    last_ts: str | None
-    malformed: int
-    by_kind: dict[str, int]
-    by_agent: dict[str, int]
-
-
-def log_stats(log: EventLog) -> LogStats:
-    """Counts per kind and per agent, and the time span, of the events in the log."""
-    q = log.conn.execute
-    ok = "FROM events WHERE error IS NULL"
-    rows, first_seq, last_seq = q("SELECT count(*), min(seq), max(seq) FROM events").fetchone()
-    first_ts, last_ts = q(f"SELECT min(ts), max(ts) {ok} AND ts IS NOT NULL").fetchone()
-    malformed = q("SELECT count(*) FROM events WHERE error IS NOT NULL").fetchone()[0]
-    by_kind = dict(q(f"SELECT kind, count(*) {ok} GROUP BY 1 ORDER BY 1").fetchall())
-    wide = (subjects.HIVE_WIDE,)
-    by_agent = dict(q(f"SELECT coalesce(agent, ?), count(*) {ok} GROUP BY 1 ORDER BY 1", wide))
-    return LogStats(
-        int(rows),
-        log.position(),
-        first_seq,
-        last_seq,
-        first_ts,
-        last_ts,
-        int(malformed),
-        by_kind,
-        by_agent,
-    )

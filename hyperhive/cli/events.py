@@ -22,11 +22,12 @@ from nats.aio.client import Client
 from nats.js import errors as js_errors
 
 from hyperhive import __version__
-from hyperhive.bus import auth, reader, subjects
+from hyperhive.bus import auth, logquery, reader, subjects
 from hyperhive.bus.connect import open_nats
 from hyperhive.bus.eventlog import EventLog
 from hyperhive.bus.logwriter import ProcessSink
 from hyperhive.bus.projector import DURABLE, eventlog_path
+from hyperhive.bus.replay import ReplayResult, replay_stream
 from hyperhive.bus.subjects import EventFilter
 from hyperhive.bus.verify import VerifyReport, verify_chain, verify_stream
 from hyperhive.cli import render
@@ -242,14 +243,14 @@ def tail(
 
 async def run_replay(
     cfg: HiveConfig, path: Path, progress: Callable[[int, int], Any] | None = None
-) -> reader.ReplayResult:
+) -> ReplayResult:
     """Replay the stream into the log at `path`; `progress(covered, total)` after each batch."""
     hive = _one_hive(cfg, "replay")
     log = await asyncio.to_thread(EventLog, path, hive)
     sink = ProcessSink(path, hive)  # decode, hash and sqlite on the other core
     try:
         async with _connect(cfg, "replay") as nc:
-            return await reader.replay_stream(
+            return await replay_stream(
                 nc, log, on_batch=None if progress is None else progress, sink=sink
             )
     finally:
@@ -315,7 +316,7 @@ def run_export(
 ) -> int:
     """Write matching rows of the log as ndjson; returns how many."""
     n = 0
-    for rec in reader.read_log(log, flt, since, from_seq):
+    for rec in logquery.read_log(log, flt, since, from_seq):
         out.write(render.json_line(rec) + "\n")
         n += 1
     return n
@@ -440,7 +441,7 @@ def _log_stats(path: Path, hive: str) -> dict[str, Any] | None:
         return None
     log = EventLog(path, hive, readonly=True)
     try:
-        return {"path": str(path), **vars(reader.log_stats(log))}
+        return {"path": str(path), **vars(logquery.log_stats(log))}
     finally:
         log.close()
 

@@ -12,8 +12,9 @@ from nats.aio.msg import Msg
 from nats.js import api as js_api
 
 from hyperhive.bus import subjects
-from hyperhive.bus.consume import Poison, PullConsumer, Retry, run_handler_loop
+from hyperhive.bus.consume import PullConsumer
 from hyperhive.bus.events import AnyEvent, MessageDeadLettered, decode_event
+from hyperhive.bus.handlers import Poison, Retry, run_handler_loop
 from hyperhive.bus.server import EmbeddedServer
 from tests.bus.helpers import (
     publish_many,

@@ -10,7 +10,7 @@ from nats.aio.client import Client
 from hyperhive.bus import auth, subjects
 from hyperhive.bus import events as ev
 from hyperhive.bus.connect import connect, resolve_endpoint
-from hyperhive.bus.consume import open_live_events
+from hyperhive.bus.live import open_live_events
 from hyperhive.bus.publish import publish_event
 from hyperhive.config import HiveConfig
 from hyperhive.errors import MalformedEvent

@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js import api as js_api
 
-from hyperhive.bus import reader, subjects
+from hyperhive.bus import logquery, reader, subjects
 from hyperhive.bus.consume import StartAt
 from hyperhive.bus.eventlog import EventLog
 from hyperhive.bus.events import (
@@ -25,6 +25,7 @@ from hyperhive.bus.events import (
 )
 from hyperhive.bus.publish import publish_event
 from hyperhive.bus.reader import HiveStream, Record
+from hyperhive.bus.replay import replay_stream
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.bus.subjects import EventFilter
 from hyperhive.config import HiveConfig
@@ -302,19 +303,19 @@ async def test_replay_into_a_log_then_read_it_back_with_filters(
     log = EventLog(tmp_path / "log.sqlite", h)
     try:
         progress: list[tuple[int, int]] = []
-        result = await reader.replay_stream(
+        result = await replay_stream(
             nc, log, on_batch=lambda d, t: progress.append((d, t)), batch=2
         )
         assert (result.written, result.position, result.error_rows) == (3, seqs[-1], 0)
         assert progress == [(2, 3), (1, 3)]
-        again = await reader.replay_stream(nc, log)
+        again = await replay_stream(nc, log)
         assert (again.written, again.start_position) == (0, seqs[-1])
-        bob = [r.seq for r in reader.read_log(log, EventFilter(hive=h, agents=("bob",)))]
+        bob = [r.seq for r in logquery.read_log(log, EventFilter(hive=h, agents=("bob",)))]
         assert bob == seqs[1:]
-        assert [r.seq for r in reader.read_log(log, EventFilter(hive=h), from_seq=seqs[2])] == seqs[
-            2:
-        ]
-        stats = reader.log_stats(log)
+        assert [
+            r.seq for r in logquery.read_log(log, EventFilter(hive=h), from_seq=seqs[2])
+        ] == seqs[2:]
+        stats = logquery.log_stats(log)
         assert stats.by_kind == {"message.sent": 1, "turn.finished": 1, "turn.started": 1}
         assert stats.by_agent == {"alice": 2, "bob": 1}
     finally:
