@@ -56,11 +56,3 @@ class ServerError(HyperhiveError):
 
 class EventLogError(HyperhiveError):
     """The sqlite event log is not usable (wrong hive, altered, unreadable)."""
-
-
-class VerifyFailed(EventLogError):
-    """The event log's hash chain or its agreement with the stream is broken."""
-
-    def __init__(self, message: str, seq: int | None = None) -> None:
-        super().__init__(message)
-        self.seq = seq

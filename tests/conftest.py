@@ -14,7 +14,6 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import msgspec
 import pytest
 from nats.aio.client import Client
 
@@ -103,7 +102,3 @@ def cfg_env(cfg: HiveConfig) -> dict[str, str]:
         NO_COLOR="1",
     )
     return env
-
-
-def to_builtins(obj: object) -> object:
-    return msgspec.to_builtins(obj)

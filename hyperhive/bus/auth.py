@@ -17,7 +17,6 @@ sees another's replies.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import msgspec
 
 from hyperhive.bus import subjects
 from hyperhive.errors import ConfigError
+from hyperhive.files import write_atomic
 
 ADMIN = "admin"
 OPERATOR = "operator"
@@ -74,26 +74,13 @@ def read_credentials(path: Path) -> Credentials:
         raise ConfigError(f"NATS credentials {path} are not valid: {exc}") from exc
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only, atomically (never a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def ensure_credentials(state_dir: Path, role: str) -> Credentials:
     """The role's credentials, generated on first use."""
     path = credentials_path(state_dir, role)
     if path.exists():
         return read_credentials(path)
     creds = Credentials(user=role, password=secrets.token_urlsafe(32))
-    _write_private(path, msgspec.json.encode(creds))
+    write_atomic(path, msgspec.json.encode(creds), 0o600)
     return creds
 
 
@@ -177,5 +164,5 @@ def render_auth_conf(state_dir: Path, hive: str, agents: list[str] | tuple[str, 
 def write_auth_conf(state_dir: Path, hive: str, agents: list[str] | tuple[str, ...] = ()) -> Path:
     """Generate missing credentials and (re)write `<state>/nats/auth.conf`."""
     path = state_dir / "nats" / "auth.conf"
-    _write_private(path, render_auth_conf(state_dir, hive, agents).encode())
+    write_atomic(path, render_auth_conf(state_dir, hive, agents).encode(), 0o600)
     return path

@@ -36,10 +36,7 @@ from hyperhive.ids import new_id
 log = logging.getLogger("hyperhive.bus")
 
 STATUS = "Status"
-NO_MESSAGES = "404"
-REQUEST_TIMEOUT = "408"
-CONFLICT = "409"
-HEARTBEAT = "100"
+HEARTBEAT = "100"  # idle heartbeat; any other status (404, 408, 409) ends a pull request
 RECONNECT_CHECK = 0.5  # how often a waiting consumer looks for a reconnect
 
 
@@ -64,10 +61,6 @@ def ack_info(msg: Msg) -> AckInfo:
         return AckInfo(int(tokens[7]), int(tokens[8]), int(tokens[10]))
     meta = msg.metadata  # anything else: let nats-py decide (and raise)
     return AckInfo(int(meta.sequence.stream), int(meta.sequence.consumer), int(meta.num_pending))
-
-
-def stream_seq(msg: Msg) -> int:
-    return ack_info(msg).stream_seq
 
 
 @dataclass(frozen=True)
@@ -188,10 +181,14 @@ class PullConsumer:
                 info = None
         if info is None:
             info = await self.js.add_consumer(self.stream, self._config(self.start))
-        self._next_dseq = (info.delivered.consumer_seq if info.delivered else 0) + 1
+        self._adopt(info)
         if self.start.seq:
             self.last_seq = self.start.seq - 1
         return info
+
+    def _adopt(self, info: js_api.ConsumerInfo) -> None:
+        """Expect deliveries right after what the (new or found) consumer has delivered."""
+        self._next_dseq = (info.delivered.consumer_seq if info.delivered else 0) + 1
 
     async def reset(self) -> None:
         """Recreate the consumer just after the last message handed out."""
@@ -201,7 +198,7 @@ class PullConsumer:
             await self.js.delete_consumer(self.stream, self.name)
         start = StartAt(seq=self.last_seq + 1) if self.last_seq else self.start
         info = await self.js.add_consumer(self.stream, self._config(start))
-        self._next_dseq = (info.delivered.consumer_seq if info.delivered else 0) + 1
+        self._adopt(info)
         self._request_done = True
 
     async def _reset_until_done(self) -> None:

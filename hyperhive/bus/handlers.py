@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from nats.js import api as js_api
 
 from hyperhive.bus import events as ev
-from hyperhive.bus.consume import PullConsumer, stream_seq
+from hyperhive.bus.consume import PullConsumer, ack_info
 from hyperhive.bus.envelope import SOURCE_BUS
 from hyperhive.bus.publish import publish_event
 from hyperhive.errors import HyperhiveError, MalformedEvent
@@ -77,7 +77,7 @@ async def dead_letter(consumer: PullConsumer, msg: Msg, exc: BaseException, hive
     log.error(
         "consumer %s dead-lettered seq %s on %s: %s",
         consumer.name,
-        stream_seq(msg),
+        ack_info(msg).stream_seq,
         msg.subject,
         exc,
     )
@@ -85,7 +85,7 @@ async def dead_letter(consumer: PullConsumer, msg: Msg, exc: BaseException, hive
         hive=hive,
         source=SOURCE_BUS,
         consumer=consumer.name,
-        stream_seq=stream_seq(msg),
+        stream_seq=ack_info(msg).stream_seq,
         subject=msg.subject[:512],
         error=str(exc)[:4096],
         excerpt=msg.data[:1024].decode(errors="replace"),

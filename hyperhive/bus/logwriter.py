@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import signal
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from hyperhive.bus.eventlog import EventLog, StreamMessage
 from hyperhive.procs import die_with_parent
@@ -36,6 +38,59 @@ class LogSink(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+T = TypeVar("T")
+IN_FLIGHT = 2  # batches being written while more are read
+
+
+class OrderedWrites(Generic[T]):
+    """Batches handed to a sink and settled strictly in submission order.
+
+    Each batch carries a `tag` (what the caller needs once it is committed: the
+    message to ack, the last sequence); settling gives back (rows written, tag).
+    """
+
+    def __init__(self, sink: LogSink, on_done: Callable[[], None] | None = None) -> None:
+        self.sink = sink
+        self.on_done = on_done  # called when any write finishes (to wake a waiting loop)
+        self._pending: deque[tuple[asyncio.Future[int], T]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def full(self) -> bool:
+        return len(self._pending) >= IN_FLIGHT
+
+    def submit(self, batch: list[StreamMessage], first_available: int | None, tag: T) -> None:
+        fut = self.sink.submit(batch, first_available)
+        if self.on_done is not None:
+            on_done = self.on_done
+            fut.add_done_callback(lambda _f: on_done())
+        self._pending.append((fut, tag))
+
+    def settle_done(self) -> list[tuple[int, T]]:
+        """The finished writes at the head, without waiting (a failed one raises)."""
+        out = []
+        while self._pending and self._pending[0][0].done():
+            fut, tag = self._pending.popleft()
+            out.append((fut.result(), tag))
+        return out
+
+    async def settle(self, keep: int = 0) -> list[tuple[int, T]]:
+        """Wait for the oldest writes until at most `keep` are left in flight."""
+        out = []
+        while len(self._pending) > keep:
+            fut, tag = self._pending.popleft()
+            out.append((await fut, tag))
+        return out
+
+    def cancel(self) -> None:
+        """Drop queued writes; one already running finishes (it is a whole transaction)."""
+        for fut, _tag in self._pending:
+            fut.cancel()
+        self._pending.clear()
 
 
 class ThreadSink:

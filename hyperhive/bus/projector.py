@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -29,7 +28,7 @@ from hyperhive.bus.connect import open_nats
 from hyperhive.bus.consume import PullConsumer, StartAt, ack_info
 from hyperhive.bus.envelope import Event
 from hyperhive.bus.eventlog import EventLog, StreamMessage
-from hyperhive.bus.logwriter import LogSink, ProcessSink, ThreadSink
+from hyperhive.bus.logwriter import LogSink, OrderedWrites, ProcessSink, ThreadSink
 from hyperhive.bus.publish import publish_event
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig, state_path
@@ -39,7 +38,6 @@ log = logging.getLogger("hyperhive.projector")
 
 DURABLE = "projector-events"
 BATCH = 1000
-IN_FLIGHT = 2  # batches being written while more are received
 MAX_BUFFERED = 4 * BATCH  # received but not yet handed to the writer
 SERVICE = "projector"
 RETRY_FIRST = 0.2
@@ -61,33 +59,29 @@ async def project(
     each is acked only once it is committed, in order.
     """
     sink = ThreadSink(eventlog) if isinstance(eventlog, EventLog) else eventlog
-    pending: deque[tuple[asyncio.Future[int], Msg, int]] = deque()
+    writes: OrderedWrites[tuple[Msg, int]] | None = None
     try:
         async with open_nats(cfg, auth.ADMIN, "hyperhive-projector", wait=True) as nc:
             js = nc.jetstream()
             await ensure_stream(js, cfg.hive, cfg.stream)
             stream = subjects.stream_name(cfg.hive)
             consumer = PullConsumer(nc, stream, DURABLE, ack_policy=js_api.AckPolicy.ALL)
+            writes = OrderedWrites(sink, on_done=consumer.wake)
             position = await sink.position()
             await consumer.ensure(StartAt(seq=position + 1))
             log.info("projecting %s into %s from seq %d", stream, sink.path, position + 1)
             buffered: list[Msg] = []
-
-            async def settle_oldest() -> None:
-                written_fut, last, seq = pending.popleft()
-                written = await written_fut
-                await last.ack()
-                if on_batch is not None:
-                    on_batch(written, seq)
-
             async with contextlib.aclosing(consumer.batches(batch=BATCH, idle_tick=0.2)) as batches:
                 async for msgs in batches:
                     buffered.extend(msgs)
-                    while pending and pending[0][0].done():
-                        await settle_oldest()
-                    while pending and len(buffered) >= MAX_BUFFERED:
-                        await settle_oldest()  # back-pressure: the writer is behind
-                    while buffered and len(pending) < IN_FLIGHT:
+                    settled = writes.settle_done()
+                    if len(buffered) >= MAX_BUFFERED:  # back-pressure: the writer is behind
+                        settled += await writes.settle()
+                    for written, (last, seq) in settled:
+                        await last.ack()
+                        if on_batch is not None:
+                            on_batch(written, seq)
+                    while buffered and not writes.full:
                         # Write in big batches: while both write slots are busy, what
                         # arrives is gathered here, and goes out as one batch.
                         chunk, buffered = buffered[:BATCH], buffered[BATCH:]
@@ -97,13 +91,11 @@ async def project(
                         first_available = None
                         if batch[0].seq > position + 1:
                             first_available = (await js.stream_info(stream)).state.first_seq
-                        written_fut = sink.submit(batch, first_available)
-                        written_fut.add_done_callback(lambda _f: consumer.wake())
-                        pending.append((written_fut, chunk[-1], batch[-1].seq))
+                        writes.submit(batch, first_available, (chunk[-1], batch[-1].seq))
                         position = max(position, batch[-1].seq)
     finally:
-        for fut, _last, _seq in pending:
-            fut.cancel()  # a write already running finishes; queued ones are dropped
+        if writes is not None:
+            writes.cancel()
         if sink is not eventlog:
             await sink.aclose()
 

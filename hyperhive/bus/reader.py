@@ -43,8 +43,6 @@ from hyperhive.timefmt import storage_ts
 
 FIRST_WINDOW = 256
 READ_BATCH = 1000
-IN_FLIGHT = 2  # batches being written while the next is read
-REPLAY_BATCH = 1000
 HIVE_STREAM_PREFIX = "HIVE_"
 
 

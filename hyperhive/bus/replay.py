@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,10 +12,9 @@ from nats.aio.client import Client
 from hyperhive.bus import subjects
 from hyperhive.bus.consume import StartAt, ack_info, read_ordered
 from hyperhive.bus.eventlog import EventLog, StreamMessage
-from hyperhive.bus.logwriter import LogSink, ThreadSink
+from hyperhive.bus.logwriter import IN_FLIGHT, LogSink, OrderedWrites, ThreadSink
 from hyperhive.bus.reader import stream_state
 
-IN_FLIGHT = 2  # batches being written while the next is read
 REPLAY_BATCH = 1000
 
 
@@ -51,12 +49,11 @@ async def replay_stream(
     position = await out.position()
     result = ReplayResult(start_position=position, position=position, stream_last_seq=hs.last_seq)
     pending: list[StreamMessage] = []
-    in_flight: collections.deque[tuple[asyncio.Future[int], int]] = collections.deque()
+    writes: OrderedWrites[int] = OrderedWrites(out)  # tagged with each batch's last seq
 
-    async def settle(keep: int) -> None:
-        while len(in_flight) > keep:
-            fut, last = in_flight.popleft()
-            result.written += await fut
+    def record(settled: list[tuple[int, int]]) -> None:
+        for written, last in settled:
+            result.written += written
             covered = last - result.position
             result.position = last
             if on_batch is not None:
@@ -64,7 +61,7 @@ async def replay_stream(
 
     def submit() -> None:
         if pending:
-            in_flight.append((out.submit(list(pending), hs.first_seq), pending[-1].seq))
+            writes.submit(list(pending), hs.first_seq, pending[-1].seq)
             pending.clear()
 
     try:
@@ -76,12 +73,11 @@ async def replay_stream(
                 result.read += 1
                 if len(pending) >= batch:
                     submit()
-                    await settle(IN_FLIGHT)
+                    record(await writes.settle(keep=IN_FLIGHT))
             submit()
-            await settle(0)
+            record(await writes.settle())
     finally:
-        for fut, _last in in_flight:
-            fut.cancel()
+        writes.cancel()
         if own_sink:
             await out.aclose()
     result.error_rows = await asyncio.to_thread(_errors_after, log, result.start_position)

@@ -27,6 +27,7 @@ import msgspec
 
 from hyperhive.bus import auth
 from hyperhive.errors import NotConnected, ServerError
+from hyperhive.files import write_atomic
 from hyperhive.procs import die_with_parent
 
 READY_TIMEOUT = 20.0
@@ -146,8 +147,7 @@ class EmbeddedServer:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         auth.write_auth_conf(self.state_dir, self.hive, self.agents)
         conf = self.dir / "server.conf"
-        conf.write_text(_render_conf(self.state_dir, self._choose_port()))
-        os.chmod(conf, 0o600)
+        write_atomic(conf, _render_conf(self.state_dir, self._choose_port()).encode(), 0o600)
         start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
@@ -166,10 +166,9 @@ class EmbeddedServer:
         finally:
             log.close()
         self._wait_ready(start_at, timeout)
-        (self.dir / "last-port").write_text(str(self.port))
-        _write_json(
-            self.dir / "server.json", ServerInfo(url=self.url, port=self.port, pid=self.proc.pid)
-        )
+        write_atomic(self.dir / "last-port", str(self.port).encode())
+        info = ServerInfo(url=self.url, port=self.port, pid=self.proc.pid)
+        write_atomic(self.dir / "server.json", msgspec.json.encode(info))
 
     def _wait_ready(self, start_at: int, timeout: float) -> None:
         assert self.proc is not None
@@ -242,12 +241,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _write_json(path: Path, value: msgspec.Struct) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(msgspec.json.encode(value))
-    os.replace(tmp, path)
 
 
 def reload_running(state_dir: Path) -> bool:
