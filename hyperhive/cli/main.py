@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -20,6 +21,7 @@ from hyperhive.bus.projector import eventlog_path, run_projector
 from hyperhive.bus.server import EmbeddedServer, ensure_not_running, reload_running
 from hyperhive.cli.common import common_options, refusals, resolve, run, setup_logging
 from hyperhive.config import HiveConfig, state_path
+from hyperhive.errors import ServerError
 
 log = logging.getLogger("hyperhive")
 
@@ -118,15 +120,30 @@ def nats(nats_port: int | None, **kw: Any) -> None:
         click.echo(
             f"nats-server ready at {server.url} (store {server.dir / 'jetstream'}, log {server.log_path})"
         )
-        run(_until_signalled(lambda: asyncio.to_thread(_wait_exit, server)))
+        run(_until_signalled(lambda: _watch(server)))
     finally:
         server.stop()
 
 
-def _wait_exit(server: EmbeddedServer) -> None:
+async def _watch(server: EmbeddedServer) -> None:
+    """Return only by failing, when the server exits on its own.
+
+    Waits on a pidfd (readable once the process exits), not on
+    `to_thread(proc.wait)`: a thread blocked in wait() can't be cancelled, and
+    asyncio.run would wait for it forever on the way out.
+    """
     assert server.proc is not None
+    loop = asyncio.get_running_loop()
+    exited = asyncio.Event()
+    pidfd = os.pidfd_open(server.proc.pid)
+    loop.add_reader(pidfd, exited.set)
+    try:
+        await exited.wait()
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
     status = server.proc.wait()
-    raise RuntimeError(f"nats-server exited with status {status}; see {server.log_path}")
+    raise ServerError(f"nats-server exited with status {status}; see {server.log_path}")
 
 
 @main.command()

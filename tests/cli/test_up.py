@@ -199,3 +199,30 @@ def test_credentials_for_a_new_agent_work_at_once_against_a_running_hive(
         return ok
 
     assert asyncio.run(asyncio.wait_for(carol_connects(), 30))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_hyperhive_nats_stops_cleanly_when_signalled(tmp_path: Path, sig: signal.Signals) -> None:
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [str(BIN / "hyperhive"), "nats"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(state),
+        cwd=tmp_path,
+    )
+    try:
+        _wait_for_line(proc, "nats-server ready at")
+        pid = json.loads((state / "nats" / "server.json").read_text())["pid"]
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 0
+        assert not (state / "nats" / "server.json").exists()
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
