@@ -30,8 +30,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 docs: $(STAMP)
-	$(PY) -m hyperhive.bus.docgen
-	$(PY) -m hyperhive.cli.docgen
+	$(PY) -m hyperhive.docgen
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from hyperhive.bus import events as ev
-from hyperhive.bus.envelope import Event
+from hyperhive import events as ev
+from hyperhive.bus.records import subject_for
 from hyperhive.bus.server import find_binary
+from hyperhive.events.envelope import Event
 
 HIVE = "bench"
 EVENT_BYTES = 300
@@ -47,7 +48,7 @@ def make_events(n: int, hive: str = HIVE) -> list[Event]:
 
 
 def payloads(events: list[Event]) -> list[Payload]:
-    return [Payload(e.id, ev.subject_for(e), ev.encode_event(e)) for e in events]
+    return [Payload(e.id, subject_for(e), ev.encode_event(e)) for e in events]
 
 
 @dataclass

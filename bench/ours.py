@@ -11,16 +11,17 @@ from nats.aio.client import Client
 from nats.js import api as js_api
 
 from bench.common import PUBLISH_WINDOW, READ_BATCH, Rate, make_event, percentile, timed
-from hyperhive.bus import events as ev
+from hyperhive import events as ev
 from hyperhive.bus import subjects
 from hyperhive.bus.consume import StartAt, read_ordered
-from hyperhive.bus.envelope import Event
-from hyperhive.bus.eventlog import EventLog, StreamMessage, to_row
-from hyperhive.bus.logwriter import ProcessSink
-from hyperhive.bus.projector import project
 from hyperhive.bus.publish import publish_event
-from hyperhive.bus.replay import replay_stream
+from hyperhive.bus.records import subject_for
 from hyperhive.config import HiveConfig
+from hyperhive.eventlog.projector import project
+from hyperhive.eventlog.replay import replay_stream
+from hyperhive.eventlog.sinks import ProcessSink
+from hyperhive.eventlog.store import EventLog, StreamMessage, to_row
+from hyperhive.events.envelope import Event
 
 # ------------------------------------------------------------------ publish
 
@@ -46,7 +47,7 @@ async def publish_pipelined(nc: Client, events: list[Event], window: int = PUBLI
         for e in events:
             futures.append(
                 await js.publish_async(
-                    ev.subject_for(e),
+                    subject_for(e),
                     ev.encode_event(e),
                     stream=subjects.stream_name(e.hive),
                     headers={"Nats-Msg-Id": e.id},

@@ -17,9 +17,9 @@ from nats.aio.msg import Msg
 from nats.js import api as js_api
 
 from bench.common import PUBLISH_WINDOW, READ_BATCH, SQLITE_TXN, Payload, Rate, timed
-from hyperhive.bus import events as ev
-from hyperhive.bus import subjects
-from hyperhive.bus.envelope import Event
+from hyperhive import events as ev
+from hyperhive import names
+from hyperhive.events.envelope import Event
 from hyperhive.ids import new_id
 
 RAW_STREAM = "BENCH_RAW"
@@ -217,4 +217,4 @@ def encode_only(events: list[Event]) -> Rate:
 
 def hive_subject_filter(hive: str) -> str:
     """One filter covering the whole hive stream (push consumers take a single subject)."""
-    return f"hive.{subjects.check_hive(hive)}.>"
+    return f"hive.{names.check_hive(hive)}.>"

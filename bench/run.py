@@ -31,10 +31,10 @@ from bench.common import (
 from bench.table import Row, Target, fmt_rate, fmt_ratio, render, render_targets
 from hyperhive.bus import auth, subjects
 from hyperhive.bus.connect import connect, resolve_endpoint
-from hyperhive.bus.eventlog import StreamMessage
 from hyperhive.bus.server import EmbeddedServer
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig
+from hyperhive.eventlog.store import StreamMessage
 
 T = TypeVar("T")
 

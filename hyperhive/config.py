@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from hyperhive.bus import subjects
+from hyperhive import names
 from hyperhive.errors import ConfigError, InvalidName
 from hyperhive.timefmt import parse_duration
 
@@ -175,14 +175,14 @@ def _coerce(key: str, value: Any, where: str) -> Any:
 
 def validate(cfg: HiveConfig) -> None:
     """Refuse settings that can't work, with a message naming the setting."""
-    if cfg.hive != subjects.ALL_HIVES:
+    if cfg.hive != names.ALL_HIVES:
         try:
-            subjects.check_hive(cfg.hive)
+            names.check_hive(cfg.hive)
         except InvalidName as exc:
             raise ConfigError(f"hive: {exc}") from exc
     for name in cfg.agents:
         try:
-            subjects.check_agent(name)
+            names.check_agent(name)
         except InvalidName as exc:
             raise ConfigError(f"agents: {exc}") from exc
     for key in ("nats_port", "dashboard_port"):
@@ -205,8 +205,3 @@ def validate(cfg: HiveConfig) -> None:
         raise ConfigError("stream.duplicate_window: must be between 1s and 1d")
     if cfg.stream.replicas not in (1, 3, 5):
         raise ConfigError("stream.replicas: must be 1, 3 or 5")
-
-
-def state_path(cfg: HiveConfig) -> Path:
-    """The state dir as an absolute path."""
-    return Path(cfg.state_dir).expanduser().resolve()

@@ -56,3 +56,30 @@ class ServerError(HyperhiveError):
 
 class EventLogError(HyperhiveError):
     """The sqlite event log is not usable (wrong hive, altered, unreadable)."""
+
+
+class NoStream(HyperhiveError):
+    """The hive has no JetStream stream on this NATS (nothing published yet, or a typo)."""
+
+    http_status = 404
+
+
+class DocgenError(HyperhiveError):
+    """The code says something the generated docs can't render (an undocumented field)."""
+
+
+# ---------------------------------------------------------------- handler signals
+# Raised by a message handler to steer the consumer loop (bus.handlers): not
+# refusals a person reads, but they carry a message for the log line.
+
+
+class Retry(HyperhiveError):
+    """Not now: nak the message and have it redelivered after `delay` seconds."""
+
+    def __init__(self, message: str, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Poison(HyperhiveError):
+    """This message can never be processed: terminate and dead-letter it."""

@@ -23,13 +23,24 @@ from pathlib import Path
 import msgspec
 
 from hyperhive.bus import subjects
-from hyperhive.errors import ConfigError
+from hyperhive.errors import ConfigError, InvalidName
 from hyperhive.files import write_atomic
+from hyperhive.names import (
+    AGENT_ROLE_PREFIX,
+    ALL_HIVES,
+    FIXED_ROLES,
+    ROLE_ADMIN,
+    ROLE_OPERATOR,
+    agent_role,
+    check_hive,
+)
+from hyperhive.names import OPERATOR as OPERATOR_CALLER
+from hyperhive.names import check_role as _check_role
+from hyperhive.statedir import StateDir
 
-ADMIN = "admin"
-OPERATOR = "operator"
-ROLES = (ADMIN, OPERATOR)
-AGENT_ROLE_PREFIX = "agent-"
+ADMIN = ROLE_ADMIN
+OPERATOR = ROLE_OPERATOR
+ROLES = FIXED_ROLES
 
 
 class Credentials(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -39,17 +50,11 @@ class Credentials(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     password: str
 
 
-def agent_role(agent: str) -> str:
-    return AGENT_ROLE_PREFIX + subjects.check_agent(agent)
-
-
 def check_role(role: str) -> str:
-    if role in ROLES:
-        return role
-    if role.startswith(AGENT_ROLE_PREFIX):
-        agent_role(role[len(AGENT_ROLE_PREFIX) :])
-        return role
-    raise ConfigError(f"unknown NATS role {role!r}: use admin, operator or agent-<name>")
+    try:
+        return _check_role(role)
+    except InvalidName as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def inbox_prefix(role: str) -> str:
@@ -58,11 +63,11 @@ def inbox_prefix(role: str) -> str:
 
 
 def credentials_dir(state_dir: Path) -> Path:
-    return state_dir / "nats" / "credentials"
+    return StateDir(state_dir).credentials
 
 
 def credentials_path(state_dir: Path, role: str) -> Path:
-    return credentials_dir(state_dir) / f"{check_role(role)}.json"
+    return StateDir(state_dir).credentials_file(check_role(role))
 
 
 def read_credentials(path: Path) -> Credentials:
@@ -98,47 +103,59 @@ def permissions(role: str, hive: str) -> dict[str, object]:
     """The nats-server permissions block of one role."""
     check_role(role)
     if role == ADMIN:
-        return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
+        return {"publish": {"allow": [subjects.REST]}, "subscribe": {"allow": [subjects.REST]}}
     if role == OPERATOR:
+        every = ALL_HIVES
         return {
             "publish": {
                 "allow": [
-                    "hive.*.cmd.c0re._operator.>",
-                    "hive.*.cmd.harness.>",
-                    "$JS.API.INFO",
-                    "$JS.API.STREAM.INFO.*",
-                    "$JS.API.STREAM.NAMES",
-                    "$JS.API.STREAM.LIST",
-                    "$JS.API.STREAM.MSG.GET.*",
-                    "$JS.API.DIRECT.GET.>",
-                    "$JS.API.CONSUMER.CREATE.>",
-                    "$JS.API.CONSUMER.INFO.>",
-                    "$JS.API.CONSUMER.MSG.NEXT.>",
-                    "$JS.API.CONSUMER.DELETE.>",
-                    "$JS.API.CONSUMER.NAMES.*",
-                    "$JS.API.CONSUMER.LIST.*",
-                    "$JS.FC.>",
+                    subjects.command_pattern(every, OPERATOR_CALLER),
+                    subjects.harness_command_pattern(every),
+                    subjects.js_api("INFO"),
+                    subjects.js_api("STREAM", "INFO", subjects.ANY),
+                    subjects.js_api("STREAM", "NAMES"),
+                    subjects.js_api("STREAM", "LIST"),
+                    subjects.js_api("STREAM", "MSG", "GET", subjects.ANY),
+                    subjects.js_api("DIRECT", "GET", subjects.REST),
+                    subjects.js_api("CONSUMER", "CREATE", subjects.REST),
+                    subjects.js_api("CONSUMER", "INFO", subjects.REST),
+                    subjects.js_api("CONSUMER", "MSG", "NEXT", subjects.REST),
+                    subjects.js_api("CONSUMER", "DELETE", subjects.REST),
+                    subjects.js_api("CONSUMER", "NAMES", subjects.ANY),
+                    subjects.js_api("CONSUMER", "LIST", subjects.ANY),
+                    subjects.js_fc_pattern(),
                 ]
             },
-            "subscribe": {"allow": [f"{inbox_prefix(role)}.>", "hive.*.evt.>", "hive.*.inbox.>"]},
+            "subscribe": {
+                "allow": [
+                    subjects.reply_inbox_pattern(inbox_prefix(role)),
+                    subjects.all_events_pattern(every),
+                    subjects.inbox_pattern(every),
+                ]
+            },
         }
     agent = role[len(AGENT_ROLE_PREFIX) :]
-    h = subjects.check_hive(hive)
+    h = check_hive(hive)
     stream = subjects.stream_name(h)
-    durable = f"inbox-{agent}"
+    durable = subjects.inbox_durable(agent)
     return {
         "publish": {
             "allow": [
-                f"hive.{h}.cmd.c0re.{agent}.>",
-                f"hive.{h}.evt.{agent}.turn.>",
-                f"hive.{h}.evt.{agent}.recv.>",
-                "$JS.API.INFO",
-                f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
-                f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
-                f"$JS.ACK.{stream}.{durable}.>",
+                subjects.command_pattern(h, agent),
+                subjects.event_pattern(h, agent, "turn." + subjects.REST),
+                subjects.event_pattern(h, agent, "recv." + subjects.REST),
+                subjects.js_api("INFO"),
+                subjects.js_api("CONSUMER", "INFO", stream, durable),
+                subjects.js_msg_next(stream, durable),
+                subjects.js_ack_pattern(stream, durable),
             ]
         },
-        "subscribe": {"allow": [f"{inbox_prefix(role)}.>", f"hive.{h}.cmd.harness.{agent}.>"]},
+        "subscribe": {
+            "allow": [
+                subjects.reply_inbox_pattern(inbox_prefix(role)),
+                subjects.harness_command_pattern(h, agent),
+            ]
+        },
     }
 
 
@@ -163,6 +180,6 @@ def render_auth_conf(state_dir: Path, hive: str, agents: list[str] | tuple[str, 
 
 def write_auth_conf(state_dir: Path, hive: str, agents: list[str] | tuple[str, ...] = ()) -> Path:
     """Generate missing credentials and (re)write `<state>/nats/auth.conf`."""
-    path = state_dir / "nats" / "auth.conf"
+    path = StateDir(state_dir).auth_conf
     write_atomic(path, render_auth_conf(state_dir, hive, agents).encode(), 0o600)
     return path

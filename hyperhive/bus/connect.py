@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,10 +21,12 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
+from hyperhive.backoff import Backoff
 from hyperhive.bus import auth
 from hyperhive.bus.server import read_server_info
-from hyperhive.config import HiveConfig, state_path
+from hyperhive.config import HiveConfig
 from hyperhive.errors import NotConnected
+from hyperhive.statedir import StateDir
 
 log = logging.getLogger("hyperhive.bus")
 
@@ -48,7 +49,7 @@ class Endpoint:
 
 def resolve_endpoint(cfg: HiveConfig, role: str) -> Endpoint:
     """The URL and credentials a command with `role` should use."""
-    state = state_path(cfg)
+    state = StateDir.at(cfg.state_dir).root
     url = cfg.nats_url or read_server_info(state).url
     creds: auth.Credentials | None = None
     if cfg.nats_credentials:
@@ -60,20 +61,19 @@ def resolve_endpoint(cfg: HiveConfig, role: str) -> Endpoint:
     return Endpoint(url=url, credentials=creds, role=role)
 
 
-def _backoff_handler() -> Any:
-    attempts = {"n": 0}
+def _reconnect_picker(backoff: Backoff) -> Any:
+    """nats-py's reconnect hook: the next server, and how long to wait before trying it."""
 
     def pick(servers: list[Any], _info: dict[str, Any]) -> tuple[Any, float]:
-        attempts["n"] += 1
-        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(attempts["n"], 16))
-        return servers[0] if servers else None, delay * (0.5 + random.random() / 2)
+        return servers[0] if servers else None, backoff.next_delay()
 
-    return pick, attempts
+    return pick
 
 
 async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
     """Connect; with `wait`, keep trying until the server answers (services do this)."""
-    pick, attempts = _backoff_handler()
+    reconnects = Backoff(BACKOFF_FIRST, BACKOFF_MAX)
+    pick = _reconnect_picker(reconnects)
 
     client: list[Client] = []
 
@@ -83,7 +83,7 @@ async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
         log.warning("disconnected from NATS %s", endpoint.url)
 
     async def on_reconnect() -> None:
-        attempts["n"] = 0
+        reconnects.reset()
         log.warning("reconnected to NATS %s", endpoint.url)
 
     failures: list[BaseException] = []
@@ -97,7 +97,7 @@ async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
     kwargs: dict[str, Any] = {}
     if endpoint.credentials:
         kwargs.update(user=endpoint.credentials.user, password=endpoint.credentials.password)
-    delay = BACKOFF_FIRST
+    retries = Backoff(BACKOFF_FIRST, BACKOFF_MAX, jitter=False)
     while True:
         failures.clear()
         nc = Client()
@@ -132,6 +132,7 @@ async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
             # A service keeps trying, refused credentials included: a new agent's
             # user reaches the server a moment after its credentials file does.
             refused = "authorization" in reason.lower()
+            delay = retries.next_delay()
             log.log(
                 logging.ERROR if refused else logging.WARNING,
                 "NATS at %s %s (%s); retrying in %.1fs",
@@ -141,7 +142,6 @@ async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
                 delay,
             )
             await asyncio.sleep(delay)
-            delay = min(BACKOFF_MAX, delay * 2)
 
 
 def _cause(exc: BaseException, failures: list[BaseException]) -> BaseException:
@@ -176,3 +176,25 @@ async def open_nats(
                 await nc.flush(timeout=1)
         # Shielded: a second cancel must not leave the socket open.
         await asyncio.shield(nc.close())
+
+
+START_HINT = "start one with `hyperhive up` (or `hyperhive nats`), or pass --nats URL"
+CREDENTIALS_HINT = (
+    "check the operator credentials (<state-dir>/nats/credentials/operator.json, "
+    "or nats_credentials in hive.toml)"
+)
+
+
+@asynccontextmanager
+async def open_reader(cfg: HiveConfig, purpose: str) -> AsyncIterator[Client]:
+    """An operator connection for a reader; a refusal says what to do about it."""
+    try:
+        async with open_nats(cfg, auth.OPERATOR, f"hyperhive-{purpose}") as nc:
+            yield nc
+    except NotConnected as exc:
+        text = str(exc)
+        if "authorization" in text.lower():
+            text += f"; {CREDENTIALS_HINT}"
+        elif "hyperhive up" not in text:
+            text += f"; {START_HINT}"
+        raise NotConnected(text) from None

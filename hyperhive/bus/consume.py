@@ -21,7 +21,6 @@ import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
 
 import nats.errors
 from nats.aio.client import Client
@@ -31,6 +30,8 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js import errors as js_errors
 
+from hyperhive.backoff import Backoff
+from hyperhive.bus import subjects
 from hyperhive.ids import new_id
 
 log = logging.getLogger("hyperhive.bus")
@@ -40,27 +41,20 @@ HEARTBEAT = "100"  # idle heartbeat; any other status (404, 408, 409) ends a pul
 RECONNECT_CHECK = 0.5  # how often a waiting consumer looks for a reconnect
 
 
-class AckInfo(NamedTuple):
-    """The numbers JetStream puts in a delivery's reply subject."""
-
-    stream_seq: int
-    consumer_seq: int
-    num_pending: int
-
-
-def ack_info(msg: Msg) -> AckInfo:
-    """Parse `$JS.ACK.[<domain>.<account>.]<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>[...]`.
+def ack_info(msg: Msg) -> subjects.AckInfo:
+    """The stream and consumer sequences and pending count of one delivery.
 
     nats-py's `Msg.metadata` builds a datetime and three dataclasses per message,
-    a fifth of the projector's time in a profile; this reads the three integers.
+    a fifth of the projector's time in a profile; this reads the three integers
+    from the reply subject, and leaves anything unusual to nats-py (which raises).
     """
-    tokens = msg.reply.split(".")
-    if len(tokens) == 9:  # v1
-        return AckInfo(int(tokens[5]), int(tokens[6]), int(tokens[8]))
-    if len(tokens) >= 11 and tokens[0] == "$JS" and tokens[1] == "ACK":  # v2
-        return AckInfo(int(tokens[7]), int(tokens[8]), int(tokens[10]))
-    meta = msg.metadata  # anything else: let nats-py decide (and raise)
-    return AckInfo(int(meta.sequence.stream), int(meta.sequence.consumer), int(meta.num_pending))
+    info = subjects.parse_ack_reply(msg.reply)
+    if info is not None:
+        return info
+    meta = msg.metadata
+    return subjects.AckInfo(
+        int(meta.sequence.stream), int(meta.sequence.consumer), int(meta.num_pending)
+    )
 
 
 @dataclass(frozen=True)
@@ -202,15 +196,14 @@ class PullConsumer:
         self._request_done = True
 
     async def _reset_until_done(self) -> None:
-        delay = 0.1
+        backoff = Backoff(first=0.1, cap=5.0)
         while True:
             try:
                 await self.reset()
                 return
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("consumer %s: reset failed (%s); retrying", self.name, exc)
-                await asyncio.sleep(delay)
-                delay = min(5.0, delay * 2)
+                await backoff.sleep()
 
     def wake(self) -> None:
         """Make a waiting `batches(idle_tick=...)` yield now (the caller has work to finish)."""
@@ -223,7 +216,7 @@ class PullConsumer:
                 self._request_done = True  # 404/408/409: this pull request is over
                 self._arrived.set()
             return
-        if not msg.reply.startswith("$JS.ACK"):
+        if not subjects.is_js_ack(msg.reply):
             return
         self._buffer.append(msg)
         self._received += 1
@@ -238,7 +231,7 @@ class PullConsumer:
         self._request_done = False
         req = json.dumps({"batch": batch, "expires": int(expires * 1e9)}).encode()
         await self.nc.publish(
-            f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.name}", req, reply=self._sub.subject
+            subjects.js_msg_next(self.stream, self.name), req, reply=self._sub.subject
         )
 
     def _in_order(self, msgs: list[Msg]) -> tuple[list[Msg], bool]:

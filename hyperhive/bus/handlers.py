@@ -4,7 +4,11 @@
     await run_handler_loop(consumer, handle)   # Poison (or anything) to dead-letter
 
 Poison never stops the loop: the message is terminated and recorded as a
-`bus.dead_lettered` event.
+`bus.dead_lettered` event. An unexpected exception (a bug in a handler) is
+logged with its traceback first, so a dead letter always has a stack to go
+with it. While a handler runs past half the consumer's `ack_wait`, the loop
+tells JetStream it is still working (`in_progress`), so a slow handler (a
+container being created) is never redelivered mid-work.
 """
 
 from __future__ import annotations
@@ -14,29 +18,17 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 
-from hyperhive.bus import events as ev
+from hyperhive import events as ev
 from hyperhive.bus.consume import PullConsumer, ack_info
-from hyperhive.bus.envelope import SOURCE_BUS
 from hyperhive.bus.publish import publish_event
-from hyperhive.errors import HyperhiveError, MalformedEvent
+from hyperhive.bus.records import decode_message
+from hyperhive.errors import HyperhiveError, MalformedEvent, Poison, Retry
 
 log = logging.getLogger("hyperhive.bus")
-
-
-class Retry(HyperhiveError):
-    """Raised by a handler: not now, redeliver after `delay` seconds."""
-
-    def __init__(self, message: str, delay: float = 1.0) -> None:
-        super().__init__(message)
-        self.delay = delay
-
-
-class Poison(HyperhiveError):
-    """Raised by a handler: this message can never be processed; dead-letter it."""
-
 
 Handler = Callable[[ev.AnyEvent, Msg], Awaitable[None]]
 
@@ -47,24 +39,29 @@ async def run_handler_loop(
     hive: str,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Process messages one by one; ack on success, nak on `Retry`, term on poison.
-
-    Poison (undecodable bytes, `Poison`, or any other exception from the handler)
-    is terminated and recorded as a `bus.dead_lettered` event; the loop goes on.
-    """
+    """Process messages one by one; ack on success, nak on `Retry`, term on poison."""
     if consumer.ack_policy != js_api.AckPolicy.EXPLICIT:
         raise HyperhiveError(f"consumer {consumer.name}: the handler loop needs AckPolicy.EXPLICIT")
     await consumer.ensure()
     async for msgs in consumer.batches(batch=256):
         for msg in msgs:
             try:
-                event = ev.decode_event(msg.data)
-                ev.check_matches_subject(event, msg.subject)
-                await handler(event, msg)
+                event = decode_message(msg.subject, msg.data)
+                await _with_progress(handler(event, msg), msg, consumer.ack_wait)
             except Retry as exc:
                 await msg.nak(delay=exc.delay)
                 continue
-            except (MalformedEvent, Poison, Exception) as exc:
+            except (MalformedEvent, Poison) as exc:
+                await msg.term()
+                await dead_letter(consumer, msg, exc, hive)
+                continue
+            except Exception as exc:
+                log.exception(
+                    "consumer %s: handler failed on seq %s (%s)",
+                    consumer.name,
+                    ack_info(msg).stream_seq,
+                    msg.subject,
+                )
                 await msg.term()
                 await dead_letter(consumer, msg, exc, hive)
                 continue
@@ -73,22 +70,34 @@ async def run_handler_loop(
             return
 
 
+async def _with_progress(work: Awaitable[None], msg: Msg, ack_wait: float) -> None:
+    """Await `work`; every ack_wait/2 it is still running, send `in_progress()`."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait([task], timeout=ack_wait / 2)
+            if done:
+                return task.result()
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await msg.in_progress()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
 async def dead_letter(consumer: PullConsumer, msg: Msg, exc: BaseException, hive: str) -> None:
-    log.error(
-        "consumer %s dead-lettered seq %s on %s: %s",
-        consumer.name,
-        ack_info(msg).stream_seq,
-        msg.subject,
-        exc,
-    )
+    seq = ack_info(msg).stream_seq
+    log.error("consumer %s dead-lettered seq %s on %s: %s", consumer.name, seq, msg.subject, exc)
     event = ev.MessageDeadLettered(
         hive=hive,
-        source=SOURCE_BUS,
+        source=ev.SOURCE_BUS,
         consumer=consumer.name,
-        stream_seq=ack_info(msg).stream_seq,
+        stream_seq=seq,
         subject=msg.subject[:512],
-        error=str(exc)[:4096],
+        error=str(exc)[:4096] or type(exc).__name__,
         excerpt=msg.data[:1024].decode(errors="replace"),
     )
-    with contextlib.suppress(HyperhiveError):
+    with contextlib.suppress(HyperhiveError, nats.errors.Error, TimeoutError):
         await publish_event(consumer.js, event)

@@ -14,15 +14,16 @@ from contextlib import asynccontextmanager
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from hyperhive.bus import events as ev
-from hyperhive.bus import subjects
+from hyperhive import events as ev
+from hyperhive.bus.filters import EventFilter
+from hyperhive.bus.records import decode_message
 from hyperhive.errors import MalformedEvent
 
 
 @asynccontextmanager
 async def open_live_events(
     nc: Client,
-    event_filter: subjects.EventFilter,
+    event_filter: EventFilter,
     queue_size: int = 10_000,
 ) -> AsyncIterator[AsyncIterator[tuple[Msg, ev.AnyEvent | MalformedEvent]]]:
     """Subscribe now; iterate events as they are published (core NATS, no replay).
@@ -44,8 +45,7 @@ async def open_live_events(
         while True:
             msg = await queue.get()
             try:
-                event = ev.decode_event(msg.data)
-                ev.check_matches_subject(event, msg.subject)
+                event = decode_message(msg.subject, msg.data)
             except MalformedEvent as exc:
                 yield msg, exc
                 continue

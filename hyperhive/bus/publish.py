@@ -13,8 +13,9 @@ from nats.js import JetStreamContext
 from nats.js import errors as js_errors
 
 from hyperhive.bus import subjects
-from hyperhive.bus.events import Event, encode_event, subject_for
+from hyperhive.bus.records import subject_for
 from hyperhive.errors import NotConnected, PublishConflict, PublishRefused
+from hyperhive.events import Event, encode_event
 
 WRONG_LAST_SEQUENCE = 10071
 PUBLISH_TIMEOUT = 5.0

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
 import shutil
-import signal
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +12,14 @@ import click
 
 from hyperhive import __version__
 from hyperhive.bus import auth
-from hyperhive.bus.projector import eventlog_path, run_projector
 from hyperhive.bus.server import EmbeddedServer, ensure_not_running, reload_running
 from hyperhive.cli.common import common_options, refusals, resolve, run, setup_logging
-from hyperhive.config import HiveConfig, state_path
+from hyperhive.config import HiveConfig
 from hyperhive.errors import ServerError
+from hyperhive.eventlog.projector import run_projector
+from hyperhive.procs import describe_status, wait_exit
+from hyperhive.service import run_until_signalled
+from hyperhive.statedir import StateDir
 
 log = logging.getLogger("hyperhive")
 
@@ -30,29 +28,6 @@ log = logging.getLogger("hyperhive")
 @click.version_option(__version__, prog_name="hyperhive")
 def main() -> None:
     """Run a hive of Claude Code agents, or one of its parts."""
-
-
-async def _until_signalled(*tasks: Callable[[], Coroutine[Any, Any, Any]]) -> None:
-    """Run `tasks` until SIGINT/SIGTERM or until one of them fails."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    running: list[asyncio.Task[Any]] = [asyncio.create_task(t()) for t in tasks]
-    stopper = asyncio.create_task(stop.wait())
-    try:
-        done, _ = await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if t is not stopper and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
-    finally:
-        for t in [*running, stopper]:
-            t.cancel()
-        for t in running:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 def _sibling(script: str) -> str:
@@ -64,7 +39,7 @@ def _sibling(script: str) -> str:
 
 
 def _start_embedded(cfg: HiveConfig) -> EmbeddedServer:
-    state = state_path(cfg)
+    state = StateDir.at(cfg.state_dir).root
     ensure_not_running(state)
     server = EmbeddedServer(state, cfg.hive, port=cfg.nats_port, agents=tuple(cfg.agents))
     server.start()
@@ -81,21 +56,25 @@ def up(nats_port: int | None, dashboard_port: int | None, **kw: Any) -> None:
     cfg = resolve(kw, nats_port=nats_port, dashboard_port=dashboard_port)
     setup_logging(cfg.log_level)
     server = None if cfg.nats_url else _start_embedded(cfg)
-    state = state_path(cfg)
-    try:
-        url = cfg.nats_url or (server.url if server else "")
+    paths = StateDir.at(cfg.state_dir)
+    url = cfg.nats_url or (server.url if server else "")
+
+    def banner() -> None:
         click.echo(f"hyperhive {__version__}: hive '{cfg.hive}' is up")
         click.echo(
             f"  nats        {url}"
-            + ("  (embedded, store in " + str(state / "nats") + ")" if server else "")
+            + ("  (embedded, store in " + str(paths.nats) + ")" if server else "")
         )
-        click.echo(f"  event log   {eventlog_path(cfg)}")
-        click.echo(f"  credentials {auth.credentials_dir(state)}")
+        click.echo(f"  event log   {paths.events_db}")
+        click.echo(f"  credentials {paths.credentials}")
         click.echo(
-            f"  follow it:  {_sibling('hive-events')} tail -f --state-dir {state} --hive {cfg.hive}"
+            f"  follow it:  {_sibling('hive-events')} tail -f --state-dir {paths.root} "
+            f"--hive {cfg.hive}"
         )
         click.echo("  Ctrl-C stops everything.")
-        run(_until_signalled(lambda: run_projector(cfg)))
+
+    try:
+        run(run_until_signalled(lambda: run_projector(cfg), on_ready=banner))
     finally:
         if server is not None:
             server.stop()
@@ -116,34 +95,24 @@ def nats(nats_port: int | None, **kw: Any) -> None:
     cfg = resolve(kw, nats_port=nats_port)
     setup_logging(cfg.log_level)
     server = _start_embedded(cfg)
-    try:
+
+    def banner() -> None:
         click.echo(
-            f"nats-server ready at {server.url} (store {server.dir / 'jetstream'}, log {server.log_path})"
+            f"nats-server ready at {server.url} "
+            f"(store {server.paths.jetstream}, log {server.log_path})"
         )
-        run(_until_signalled(lambda: _watch(server)))
+
+    try:
+        run(run_until_signalled(lambda: _watch(server), on_ready=banner))
     finally:
         server.stop()
 
 
 async def _watch(server: EmbeddedServer) -> None:
-    """Return only by failing, when the server exits on its own.
-
-    Waits on a pidfd (readable once the process exits), not on
-    `to_thread(proc.wait)`: a thread blocked in wait() can't be cancelled, and
-    asyncio.run would wait for it forever on the way out.
-    """
+    """Return only by failing, when the server exits on its own."""
     assert server.proc is not None
-    loop = asyncio.get_running_loop()
-    exited = asyncio.Event()
-    pidfd = os.pidfd_open(server.proc.pid)
-    loop.add_reader(pidfd, exited.set)
-    try:
-        await exited.wait()
-    finally:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-    status = server.proc.wait()
-    raise ServerError(f"nats-server exited with status {status}; see {server.log_path}")
+    status = await wait_exit(server.proc)
+    raise ServerError(f"nats-server {describe_status(status)}; see {server.log_path}")
 
 
 @main.command()
@@ -153,7 +122,7 @@ def projector(**kw: Any) -> None:
     """Project the hive's stream into <state>/events.sqlite, forever."""
     cfg = resolve(kw)
     setup_logging(cfg.log_level)
-    run(_until_signalled(lambda: run_projector(cfg)))
+    run(run_until_signalled(lambda: run_projector(cfg)))
 
 
 @main.command()
@@ -165,7 +134,7 @@ def projector(**kw: Any) -> None:
 def credentials(agents: tuple[str, ...], **kw: Any) -> None:
     """Generate missing NATS credentials and the server's auth.conf (idempotent)."""
     cfg = resolve(kw)
-    state = state_path(cfg)
+    state = StateDir.at(cfg.state_dir).root
     path = auth.write_auth_conf(state, cfg.hive, (*cfg.agents, *agents))
     for role in auth.known_roles(state, agents):
         click.echo(f"{role}\t{auth.credentials_path(state, role)}")

@@ -31,8 +31,8 @@ from typing import IO, Any
 import click
 import msgspec
 
-from hyperhive.bus import events as ev
-from hyperhive.bus.reader import Record
+from hyperhive import events as ev
+from hyperhive.bus.records import Record
 from hyperhive.timefmt import format_ts
 
 AGENT_WIDTH = 12

@@ -14,16 +14,18 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from hyperhive import names
 from hyperhive.bus import auth, subjects
 from hyperhive.bus.connect import Endpoint, connect, resolve_endpoint
 from hyperhive.bus.consume import StartAt, read_ordered
-from hyperhive.bus.events import decode_event, encode_event, subject_for
 from hyperhive.bus.publish import publish_event
+from hyperhive.bus.records import subject_for
 from hyperhive.bus.server import EmbeddedServer
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig
 from hyperhive.errors import NotConnected
-from tests.bus.helpers import (
+from hyperhive.events import decode_event, encode_event
+from tests.helpers import (
     connect_as,
     next_permission_error,
     publish_many,
@@ -166,7 +168,7 @@ async def test_operator_can_send_an_operator_command(
     nc: Client, hive: str, operator_nc: tuple[Client, asyncio.Queue]
 ) -> None:
     op, _ = operator_nc
-    subject = subjects.command_subject(hive, subjects.OPERATOR, "spawn")
+    subject = subjects.command_subject(hive, names.OPERATOR, "spawn")
 
     async def answer(msg: Msg) -> None:
         await msg.respond(b"ok")
@@ -208,7 +210,7 @@ async def agent_hive(tmp_path: Path) -> AsyncIterator[AgentHive]:
             "admin",
         )
         await ensure_stream(admin.jetstream(), hive, HiveConfig().stream)
-        alice = await connect_as(server.url, state, auth.agent_role("alice"), errors)
+        alice = await connect_as(server.url, state, names.agent_role("alice"), errors)
         yield AgentHive(server, hive, admin, alice, errors)
     finally:
         for client in (alice, admin):
@@ -267,7 +269,7 @@ async def test_agent_can_send_a_command_as_itself(agent_hive: AgentHive) -> None
     assert reply.data == b"ok"
 
 
-@pytest.mark.parametrize("caller", [subjects.OPERATOR, "bob"])
+@pytest.mark.parametrize("caller", [names.OPERATOR, "bob"])
 async def test_agent_cannot_send_a_command_as_someone_else(
     agent_hive: AgentHive, caller: str
 ) -> None:
@@ -293,8 +295,8 @@ async def test_a_waiting_service_gets_in_once_the_server_reloads_its_new_user(
     server.start()
     try:
         # bob's credentials exist before the server knows bob (as right after a spawn)
-        creds = auth.ensure_credentials(state, auth.agent_role("bob"))
-        endpoint = Endpoint(url=server.url, credentials=creds, role=auth.agent_role("bob"))
+        creds = auth.ensure_credentials(state, names.agent_role("bob"))
+        endpoint = Endpoint(url=server.url, credentials=creds, role=names.agent_role("bob"))
         with caplog.at_level("ERROR", logger="hyperhive.bus"):
             task = asyncio.ensure_future(connect(endpoint, "bob", wait=True))
             await wait_until(

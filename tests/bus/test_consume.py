@@ -13,10 +13,11 @@ from nats.js import api as js_api
 
 from hyperhive.bus import subjects
 from hyperhive.bus.consume import PullConsumer
-from hyperhive.bus.events import AnyEvent, MessageDeadLettered, decode_event
-from hyperhive.bus.handlers import Poison, Retry, run_handler_loop
+from hyperhive.bus.handlers import run_handler_loop
 from hyperhive.bus.server import EmbeddedServer
-from tests.bus.helpers import (
+from hyperhive.errors import Poison, Retry
+from hyperhive.events import AnyEvent, MessageDeadLettered, decode_event
+from tests.helpers import (
     publish_many,
     publish_raw,
     publish_until_stored,

@@ -7,9 +7,10 @@ import asyncio
 import pytest
 from nats.aio.client import Client
 
+from hyperhive import events as ev
 from hyperhive.bus import auth, subjects
-from hyperhive.bus import events as ev
 from hyperhive.bus.connect import connect, resolve_endpoint
+from hyperhive.bus.filters import EventFilter
 from hyperhive.bus.live import open_live_events
 from hyperhive.bus.publish import publish_event
 from hyperhive.config import HiveConfig
@@ -28,7 +29,7 @@ async def test_live_events_deliver_matching_events_as_they_are_published(
     cfg: HiveConfig, nc: Client
 ) -> None:
     operator = await connect(resolve_endpoint(cfg, auth.OPERATOR), "test-live")
-    flt = subjects.EventFilter(hive=cfg.hive, agents=("alice",), kinds=("turn.*",))
+    flt = EventFilter(hive=cfg.hive, agents=("alice",), kinds=("turn.*",))
     got: list[ev.AnyEvent | MalformedEvent] = []
     async with open_live_events(operator, flt) as live:
         js = nc.jetstream()
@@ -52,7 +53,7 @@ async def test_live_events_see_nothing_from_before_they_started(
 ) -> None:
     js = nc.jetstream()
     await publish_event(js, _turn(cfg.hive, "alice", "old"))
-    async with open_live_events(nc, subjects.EventFilter(hive=cfg.hive)) as live:
+    async with open_live_events(nc, EventFilter(hive=cfg.hive)) as live:
         await publish_event(js, _turn(cfg.hive, "alice", "new"))
         async with asyncio.timeout(10):
             _msg, event = await anext(aiter(live))

@@ -11,12 +11,13 @@ from nats.aio.client import Client
 
 from hyperhive.bus import auth, subjects
 from hyperhive.bus.connect import connect, resolve_endpoint
-from hyperhive.bus.events import MessageSent, subject_for
 from hyperhive.bus.publish import Published, publish_event
+from hyperhive.bus.records import subject_for
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig, StreamConfig
 from hyperhive.errors import NotConnected, PublishConflict, PublishRefused
-from tests.bus.helpers import stream_count, turn_started
+from hyperhive.events import MessageSent
+from tests.helpers import stream_count, turn_started
 
 pytestmark = pytest.mark.nats
 

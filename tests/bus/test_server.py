@@ -17,7 +17,7 @@ from hyperhive.bus.connect import connect, resolve_endpoint
 from hyperhive.bus.server import EmbeddedServer, ServerInfo, ensure_not_running, read_server_info
 from hyperhive.config import HiveConfig
 from hyperhive.errors import NotConnected, ServerError
-from tests.bus.helpers import publish_many, stream_count, turn_events, wait_until
+from tests.helpers import publish_many, stream_count, turn_events, wait_until
 
 pytestmark = pytest.mark.nats
 

@@ -7,13 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from hyperhive.bus import subjects
-from hyperhive.bus.events import KINDS
+from hyperhive import names
+from hyperhive.bus.filters import EventFilter, subject_covers
 from hyperhive.bus.subjects import (
-    EventFilter,
     ParsedSubject,
-    check_agent,
-    check_hive,
     command_subject,
     event_subject,
     harness_command_subject,
@@ -21,9 +18,10 @@ from hyperhive.bus.subjects import (
     parse_subject,
     stream_name,
     stream_subjects,
-    subject_covers,
 )
 from hyperhive.errors import InvalidName, InvalidSubject
+from hyperhive.events import KINDS
+from hyperhive.names import check_agent, check_hive
 
 HOSTILE = [
     "..",
@@ -394,6 +392,6 @@ def test_filter_refuses_an_invalid_hive(hive: str) -> None:
 
 
 def test_every_name_checker_refuses_with_the_same_typed_error() -> None:
-    for check in (subjects.check_agent, subjects.check_hive, subjects.check_kind):
+    for check in (names.check_agent, names.check_hive, names.check_kind):
         with pytest.raises(InvalidName):
             check("..")

@@ -22,7 +22,10 @@ from nats.js import JetStreamContext
 
 from hyperhive.bus import auth, subjects
 from hyperhive.bus.connect import connect, resolve_endpoint
-from hyperhive.bus.events import (
+from hyperhive.bus.publish import publish_event
+from hyperhive.cli.hive_events import main
+from hyperhive.config import HiveConfig
+from hyperhive.events import (
     AgentStarted,
     Event,
     MessageSent,
@@ -30,9 +33,6 @@ from hyperhive.bus.events import (
     TurnFinished,
     TurnStarted,
 )
-from hyperhive.bus.publish import publish_event
-from hyperhive.cli.events import main
-from hyperhive.config import HiveConfig
 from tests.conftest import cfg_env
 
 HIVE_EVENTS = str(Path(sys.executable).parent / "hive-events")

@@ -13,10 +13,10 @@ from nats.js import api as js_api
 
 from hyperhive.bus import subjects
 from hyperhive.bus.consume import PullConsumer
-from hyperhive.bus.eventlog import GENESIS, EventLog, chain_hash
-from hyperhive.bus.events import Event, HiveStarted
-from hyperhive.bus.projector import DURABLE, eventlog_path
 from hyperhive.config import HiveConfig
+from hyperhive.eventlog.projector import DURABLE, eventlog_path
+from hyperhive.eventlog.store import GENESIS, EventLog, chain_hash
+from hyperhive.events import Event, HiveStarted
 from tests.cli.test_hive_events_helpers import (  # noqa: F401 - drop_streams is a fixture
     cli,
     drop_streams,

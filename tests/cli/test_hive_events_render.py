@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from hyperhive.bus import subjects
-from hyperhive.bus.events import (
+from hyperhive.bus.records import Record, to_record
+from hyperhive.cli import render
+from hyperhive.events import (
     AgentCrashed,
     ApprovalRequested,
     MessageSent,
@@ -17,8 +19,6 @@ from hyperhive.bus.events import (
     TurnFinished,
     encode_event,
 )
-from hyperhive.bus.reader import Record, to_record
-from hyperhive.cli import render
 
 TS = datetime(2026, 1, 31, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -11,10 +11,10 @@ import pytest
 from nats.aio.client import Client
 
 from hyperhive.bus import subjects
-from hyperhive.bus.events import Event, HiveStarted, encode_event
 from hyperhive.bus.publish import publish_event
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig
+from hyperhive.events import Event, HiveStarted, encode_event
 from hyperhive.timefmt import format_ts
 from tests.cli.test_hive_events_helpers import (  # noqa: F401 - drop_streams is a fixture
     agent_started,
@@ -320,7 +320,7 @@ def test_hostile_or_bad_input_is_refused_with_one_line(
 def test_no_server_exits_1_saying_how_to_start_one(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from hyperhive.cli.events import main
+    from hyperhive.cli.hive_events import main
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERHIVE_")}
     env.update(HYPERHIVE_STATE_DIR=str(tmp_path / "state"), HYPERHIVE_CONFIG=os.devnull)

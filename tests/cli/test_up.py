@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperhive.bus import auth
+from hyperhive import names
 from hyperhive.bus.connect import connect, resolve_endpoint
 from hyperhive.config import HiveConfig
 
@@ -193,7 +193,7 @@ def test_credentials_for_a_new_agent_work_at_once_against_a_running_hive(
 
     async def carol_connects() -> bool:
         cfg = HiveConfig(state_dir=str(state))
-        nc = await connect(resolve_endpoint(cfg, auth.agent_role("carol")), "carol", wait=True)
+        nc = await connect(resolve_endpoint(cfg, names.agent_role("carol")), "carol", wait=True)
         ok = bool(nc.is_connected)
         await nc.close()
         return ok

@@ -18,9 +18,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from hyperhive.bus import auth, subjects
-from hyperhive.bus.server import nats_dir
+from hyperhive import names as name_rules
+from hyperhive.bus import auth
 from hyperhive.config import ENV_VARS, SETTINGS, AgentConfig, HiveConfig, StreamConfig, validate
+from hyperhive.statedir import StateDir
 from tests.nix.conftest import ROOT, Nix, NixError, nix_string
 
 pytestmark = [pytest.mark.nix, pytest.mark.timeout(900)]
@@ -377,7 +378,7 @@ AGENT_NAMES = [
 
 def test_agent_name_rule_is_pythons(nix: Nix, tmp_path: Path) -> None:
     rule = nix.eval_json(f"{nix.import_lib()}.agentNameRegex")
-    assert rule == subjects.AGENT_RE.pattern
+    assert rule == name_rules.AGENT_RE.pattern
     names_file = tmp_path / "names.json"
     names_file.write_text(json.dumps(AGENT_NAMES), encoding="utf-8")
     expr = (
@@ -385,14 +386,14 @@ def test_agent_name_rule_is_pythons(nix: Nix, tmp_path: Path) -> None:
         f"(builtins.fromJSON (builtins.readFile {nix_string(str(names_file))}))"
     )
     in_nix = dict(zip(AGENT_NAMES, nix.eval_json(expr), strict=True))
-    in_python = {n: subjects.AGENT_RE.fullmatch(n) is not None for n in AGENT_NAMES}
+    in_python = {n: name_rules.AGENT_RE.fullmatch(n) is not None for n in AGENT_NAMES}
     assert in_nix == in_python
     assert in_nix["alice"]
     assert not in_nix["alice\n"]
 
 
 def test_hive_name_rule_is_pythons(nix: Nix, tmp_path: Path) -> None:
-    assert nix.eval_json(f"{nix.import_lib()}.hiveNameRegex") == subjects.HIVE_RE.pattern
+    assert nix.eval_json(f"{nix.import_lib()}.hiveNameRegex") == name_rules.HIVE_RE.pattern
     names = ["default", "lab", "0", "a" * 32, "a" * 33, "Lab", "-lab", "la_b", "*", ""]
     names_file = tmp_path / "hives.json"
     names_file.write_text(json.dumps(names), encoding="utf-8")
@@ -401,7 +402,7 @@ def test_hive_name_rule_is_pythons(nix: Nix, tmp_path: Path) -> None:
         f"(builtins.fromJSON (builtins.readFile {nix_string(str(names_file))}))"
     )
     in_nix = dict(zip(names, nix.eval_json(expr), strict=True))
-    assert in_nix == {n: subjects.HIVE_RE.fullmatch(n) is not None for n in names}
+    assert in_nix == {n: name_rules.HIVE_RE.fullmatch(n) is not None for n in names}
 
 
 def test_agent_ports_are_8100_plus_fnv1a_mod_900_and_8000_for_the_manager(
@@ -438,7 +439,7 @@ def test_container_binds_put_the_agents_dirs_where_the_harness_looks(
     )
     by_target = {b["target"]: b for b in binds}
     env = _lib_call(nix, "harnessEnvironment", {"git": "/x/bin/git"}, tmp_path)
-    creds = str(auth.credentials_path(Path(state), auth.agent_role("alice")))
+    creds = str(auth.credentials_path(Path(state), name_rules.agent_role("alice")))
 
     assert by_target[env["HYPERHIVE_STATE_DIR"]] == {
         "source": f"{state}/agents/alice/state",
@@ -483,7 +484,7 @@ def test_nats_paths_are_the_python_sides(nix: Nix, tmp_path: Path) -> None:
     assert nix.eval_json(f'{lib}.credentialsFile {s} "operator"') == str(
         auth.credentials_path(state, auth.OPERATOR)
     )
-    assert nix.eval_json(f"{lib}.jetstreamDir {s}") == str(nats_dir(state) / "jetstream")
+    assert nix.eval_json(f"{lib}.jetstreamDir {s}") == str(StateDir(state).jetstream)
     assert nix.eval_json(f"{lib}.authConfFile {s}") == str(auth.write_auth_conf(state, "default"))
 
 

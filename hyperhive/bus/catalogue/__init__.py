@@ -1,1 +1,0 @@
-"""The event catalogue, one module per domain. `hyperhive.bus.events` joins them."""

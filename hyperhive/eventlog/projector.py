@@ -1,0 +1,132 @@
+"""The projector: a durable consumer writing every event of a hive into sqlite.
+
+Batches of up to 1000 messages are written in one transaction together with the
+position; only then is the batch acked (AckPolicy.ALL). On start, and after any
+failure, it resumes from the log's own position: the sqlite file, not the
+consumer, is the truth about what was projected. A crash anywhere therefore
+never loses or duplicates a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import api as js_api
+
+from hyperhive import events as ev
+from hyperhive.backoff import Backoff
+from hyperhive.bus import subjects
+from hyperhive.bus.connect import open_nats
+from hyperhive.bus.consume import PullConsumer, StartAt, ack_info
+from hyperhive.bus.stream import ensure_stream
+from hyperhive.config import HiveConfig
+from hyperhive.errors import HyperhiveError
+from hyperhive.eventlog.sinks import LogSink, OrderedWrites, ProcessSink, ThreadSink
+from hyperhive.eventlog.store import EventLog, StreamMessage
+from hyperhive.names import ROLE_ADMIN
+from hyperhive.service import announce, started, stopped
+from hyperhive.statedir import StateDir
+
+log = logging.getLogger("hyperhive.projector")
+
+DURABLE = subjects.PROJECTOR_DURABLE
+BATCH = 1000
+MAX_BUFFERED = 4 * BATCH  # received but not yet handed to the writer
+SERVICE = "projector"
+RETRY_FIRST = 0.2
+RETRY_MAX = 10.0
+
+
+def eventlog_path(cfg: HiveConfig) -> Path:
+    return StateDir.at(cfg.state_dir).events_db
+
+
+async def project(
+    cfg: HiveConfig,
+    eventlog: EventLog | LogSink,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> None:
+    """Project the stream into `eventlog` until cancelled. Raises on failure.
+
+    Up to `IN_FLIGHT` batches are being written while the next one is received;
+    each is acked only once it is committed, in order.
+    """
+    sink = ThreadSink(eventlog) if isinstance(eventlog, EventLog) else eventlog
+    writes: OrderedWrites[tuple[Msg, int]] | None = None
+    try:
+        async with open_nats(cfg, ROLE_ADMIN, "hyperhive-projector", wait=True) as nc:
+            js = nc.jetstream()
+            await ensure_stream(js, cfg.hive, cfg.stream)
+            stream = subjects.stream_name(cfg.hive)
+            consumer = PullConsumer(nc, stream, DURABLE, ack_policy=js_api.AckPolicy.ALL)
+            writes = OrderedWrites(sink, on_done=consumer.wake)
+            position = await sink.position()
+            await consumer.ensure(StartAt(seq=position + 1))
+            log.info("projecting %s into %s from seq %d", stream, sink.path, position + 1)
+            buffered: list[Msg] = []
+            async with contextlib.aclosing(consumer.batches(batch=BATCH, idle_tick=0.2)) as batches:
+                async for msgs in batches:
+                    buffered.extend(msgs)
+                    settled = writes.settle_done()
+                    if len(buffered) >= MAX_BUFFERED:  # back-pressure: the writer is behind
+                        settled += await writes.settle()
+                    for written, (last, seq) in settled:
+                        await last.ack()
+                        if on_batch is not None:
+                            on_batch(written, seq)
+                    while buffered and not writes.full:
+                        # Write in big batches: while both write slots are busy, what
+                        # arrives is gathered here, and goes out as one batch.
+                        chunk, buffered = buffered[:BATCH], buffered[BATCH:]
+                        batch = [
+                            StreamMessage(ack_info(m).stream_seq, m.subject, m.data) for m in chunk
+                        ]
+                        first_available = None
+                        if batch[0].seq > position + 1:
+                            first_available = (await js.stream_info(stream)).state.first_seq
+                        writes.submit(batch, first_available, (chunk[-1], batch[-1].seq))
+                        position = max(position, batch[-1].seq)
+    finally:
+        if writes is not None:
+            writes.cancel()
+        if sink is not eventlog:
+            await sink.aclose()
+
+
+async def run_projector(cfg: HiveConfig, path: Path | None = None) -> None:
+    """Run the projector forever: any failure is logged and retried with backoff.
+
+    The log is written by a worker process (`ProcessSink`); the worker is
+    replaced if it dies.
+    """
+    path = path or eventlog_path(cfg)
+    await asyncio.to_thread(lambda: EventLog(path, cfg.hive).close())  # refuse a wrong hive now
+    sink = ProcessSink(path, cfg.hive)
+    backoff = Backoff(RETRY_FIRST, RETRY_MAX)
+
+    def healthy(_written: int, _position: int) -> None:
+        backoff.reset()
+
+    await announce(cfg, started(cfg, SERVICE, ev.SOURCE_BUS))
+    try:
+        while True:
+            try:
+                await project(cfg, sink, on_batch=healthy)
+            except BrokenProcessPool:
+                log.warning("projector: the log writer process died; starting a new one")
+                await sink.aclose()
+                sink = ProcessSink(path, cfg.hive)
+            except (HyperhiveError, nats.errors.Error, OSError, TimeoutError) as exc:
+                delay = backoff.next_delay()
+                log.warning("projector: %s; resuming in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+    finally:
+        await sink.aclose()
+        await announce(cfg, stopped(cfg, SERVICE, ev.SOURCE_BUS))

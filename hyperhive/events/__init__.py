@@ -1,0 +1,143 @@
+"""The event model: the catalogue, its one registry, and the codec. Pure: no I/O.
+
+    from hyperhive import events as ev
+    event = ev.decode_event(raw)     # a known Event, or RawEvent for unknown kinds
+    raw = ev.encode_event(event)     # JSON bytes, readable in `nats sub`
+
+Where an event is published (its subject) is the bus's business: `bus.records`.
+"""
+
+from __future__ import annotations
+
+from hyperhive.events.catalogue.agent import (
+    AgentCrashed,
+    AgentDestroyed,
+    AgentKicked,
+    AgentLifecycle,
+    AgentPaused,
+    AgentRebuilt,
+    AgentResumed,
+    AgentSpawned,
+    AgentStarted,
+    AgentStatusSet,
+    AgentStopped,
+    ModelChanged,
+)
+from hyperhive.events.catalogue.hive import HiveStarted, HiveStopped, MessageDeadLettered
+from hyperhive.events.catalogue.messaging import (
+    MAX_WAIT_SECONDS,
+    MessageSent,
+    RecvDelivered,
+    RecvKicked,
+    RecvTimedOut,
+    RecvWaiting,
+    clamp_wait,
+)
+from hyperhive.events.catalogue.operator import (
+    MAX_TTL_SECONDS,
+    MIN_TTL_SECONDS,
+    ApprovalApplied,
+    ApprovalApproved,
+    ApprovalDecision,
+    ApprovalDenied,
+    ApprovalExpired,
+    ApprovalFailed,
+    ApprovalRequested,
+    QuestionAnswered,
+    QuestionAsked,
+    QuestionCancelled,
+    QuestionExpired,
+)
+from hyperhive.events.catalogue.turn import (
+    TurnCancelled,
+    TurnFailed,
+    TurnFinished,
+    TurnStarted,
+    TurnTrigger,
+    Usage,
+)
+from hyperhive.events.codec import MAX_EVENT_BYTES, decode_event, encode_event, event_to_dict
+from hyperhive.events.envelope import (
+    SCHEMA_VERSION,
+    SOURCE_BUS,
+    SOURCE_C0RE,
+    SOURCE_DASHBOARD,
+    SOURCE_HARNESS,
+    AnyEvent,
+    Envelope,
+    Event,
+    Excerpt,
+    Line,
+    RawEvent,
+    Text,
+    kind_of,
+    operator_source,
+    utcnow,
+)
+from hyperhive.events.registry import ALL_EVENTS, KINDS, KnownEvent
+
+__all__ = [
+    "ALL_EVENTS",
+    "KINDS",
+    "MAX_EVENT_BYTES",
+    "MAX_TTL_SECONDS",
+    "MAX_WAIT_SECONDS",
+    "MIN_TTL_SECONDS",
+    "SCHEMA_VERSION",
+    "SOURCE_BUS",
+    "SOURCE_C0RE",
+    "SOURCE_DASHBOARD",
+    "SOURCE_HARNESS",
+    "AgentCrashed",
+    "AgentDestroyed",
+    "AgentKicked",
+    "AgentLifecycle",
+    "AgentPaused",
+    "AgentRebuilt",
+    "AgentResumed",
+    "AgentSpawned",
+    "AgentStarted",
+    "AgentStatusSet",
+    "AgentStopped",
+    "AnyEvent",
+    "ApprovalApplied",
+    "ApprovalApproved",
+    "ApprovalDecision",
+    "ApprovalDenied",
+    "ApprovalExpired",
+    "ApprovalFailed",
+    "ApprovalRequested",
+    "Envelope",
+    "Event",
+    "Excerpt",
+    "HiveStarted",
+    "HiveStopped",
+    "KnownEvent",
+    "Line",
+    "MessageDeadLettered",
+    "MessageSent",
+    "ModelChanged",
+    "QuestionAnswered",
+    "QuestionAsked",
+    "QuestionCancelled",
+    "QuestionExpired",
+    "RawEvent",
+    "RecvDelivered",
+    "RecvKicked",
+    "RecvTimedOut",
+    "RecvWaiting",
+    "Text",
+    "TurnCancelled",
+    "TurnFailed",
+    "TurnFinished",
+    "TurnStarted",
+    "TurnTrigger",
+    "Usage",
+    "clamp_wait",
+    "decode_event",
+    "encode_event",
+    "event_to_dict",
+    "kind_of",
+    "operator_source",
+    "utcnow",
+]

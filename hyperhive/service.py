@@ -1,0 +1,113 @@
+"""The service runtime every long-running part shares (c0re, projector, harness, dashboard).
+
+    await run_until_signalled(serve_a, serve_b, on_ready=print_banner)
+
+runs the services until SIGINT/SIGTERM or until one of them fails, installing
+the signal handlers *before* `on_ready` runs, so a signal that follows the
+ready line always stops the services cleanly. `announce` publishes a service's
+own `hive.started` / `hive.stopped` fact; `cancel_and_wait` stops tasks and
+waits until they really ended.
+
+This module sits above `bus` in the layers (it publishes), below everything
+that runs as a service (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import nats.errors
+
+from hyperhive import __version__
+from hyperhive.bus.connect import open_nats
+from hyperhive.bus.publish import publish_event
+from hyperhive.bus.stream import ensure_stream
+from hyperhive.config import HiveConfig
+from hyperhive.errors import HyperhiveError
+from hyperhive.events import Event, HiveStarted, HiveStopped
+from hyperhive.names import ROLE_ADMIN
+
+log = logging.getLogger("hyperhive.service")
+
+Service = Callable[[], Awaitable[Any]]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until each has ended (their errors are theirs: dropped)."""
+    pending = [t for t in tasks if not t.done()]
+    for t in pending:
+        t.cancel()
+    for t in pending:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+
+
+async def run_until_signalled(
+    *services: Service, on_ready: Callable[[], Any] | None = None
+) -> signal.Signals | None:
+    """Run `services` until SIGINT/SIGTERM (returns the signal) or one of them ends.
+
+    A service that fails re-raises here, after the others were stopped; one that
+    returns stops the rest and returns None.
+    """
+    loop = asyncio.get_running_loop()
+    received: list[signal.Signals] = []
+    stop = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        stop.set()
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
+    running: list[asyncio.Task[Any]] = []
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        running = [asyncio.create_task(_call(s)) for s in services]
+        if on_ready is not None:
+            on_ready()
+        done, _ = await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t is not stopper and not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+    finally:
+        await cancel_and_wait([*running, stopper])
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+    return received[0] if received else None
+
+
+async def _call(service: Service) -> Any:
+    return await service()
+
+
+async def announce(cfg: HiveConfig, event: Event) -> None:
+    """Publish a service's own start/stop fact; best effort, never fatal."""
+    try:
+        async with open_nats(cfg, ROLE_ADMIN, "hyperhive-announce") as nc:
+            await ensure_stream(nc.jetstream(), cfg.hive, cfg.stream)
+            await publish_event(nc.jetstream(), event)
+    except (HyperhiveError, nats.errors.Error, OSError, TimeoutError) as exc:
+        log.warning("could not publish %s: %s", event.kind, exc)
+
+
+def started(cfg: HiveConfig, service: str, source: str) -> HiveStarted:
+    """The `hive.started` fact of one service of this host."""
+    return HiveStarted(
+        hive=cfg.hive,
+        source=source,
+        service=service,
+        version=__version__,
+        host=socket.gethostname(),
+    )
+
+
+def stopped(cfg: HiveConfig, service: str, source: str, reason: str = "stopped") -> HiveStopped:
+    return HiveStopped(hive=cfg.hive, source=source, service=service, reason=reason)

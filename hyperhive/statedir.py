@@ -1,0 +1,117 @@
+"""The state dir: every path under `<state>/`, built in this one module.
+
+    <state>/                          /var/lib/hyperhive on NixOS, ./.hyperhive for `up`
+      up.lock                         held (flock) by the `up` or `nats` that owns the dir
+      events.sqlite                   event log + projections (WAL)
+      nats/server.conf                generated nats-server config
+      nats/auth.conf                  generated users and permissions
+      nats/credentials/<role>.json    one per NATS role (0600)
+      nats/jetstream/                 the JetStream store
+      nats/server.log                 the server's own log
+      nats/server.json                where the running embedded server listens
+      nats/last-port                  the port it used last (reused when free)
+      agents/<name>/state/            bind-mounted to /state in the agent's container
+      agents/<name>/claude/           bind-mounted to /root/.claude
+      agents/<name>/harness.log       the process backend's harness output
+
+Agent names are validated before they become a path, and `inside` proves a
+resolved path lies under the state dir before anything is deleted there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hyperhive.errors import ConfigError, InvalidName
+from hyperhive.names import check_agent, check_role
+
+EVENTS_DB = "events.sqlite"
+DIR_MODE = 0o700
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """One hive machine's state dir (an absolute path)."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> StateDir:
+        """The state dir at `path`, made absolute (`~` expanded)."""
+        text = str(path)
+        if not text:
+            raise ConfigError("state_dir: must not be empty")
+        return cls(Path(text).expanduser().resolve())
+
+    # ------------------------------------------------------------ the hive's own files
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "up.lock"
+
+    @property
+    def events_db(self) -> Path:
+        return self.root / EVENTS_DB
+
+    # ------------------------------------------------------------ the embedded server
+
+    @property
+    def nats(self) -> Path:
+        return self.root / "nats"
+
+    @property
+    def server_conf(self) -> Path:
+        return self.nats / "server.conf"
+
+    @property
+    def auth_conf(self) -> Path:
+        return self.nats / "auth.conf"
+
+    @property
+    def jetstream(self) -> Path:
+        return self.nats / "jetstream"
+
+    @property
+    def server_log(self) -> Path:
+        return self.nats / "server.log"
+
+    @property
+    def server_info(self) -> Path:
+        return self.nats / "server.json"
+
+    @property
+    def last_port(self) -> Path:
+        return self.nats / "last-port"
+
+    @property
+    def credentials(self) -> Path:
+        return self.nats / "credentials"
+
+    def credentials_file(self, role: str) -> Path:
+        return self.credentials / f"{check_role(role)}.json"
+
+    # ------------------------------------------------------------ agents
+
+    @property
+    def agents(self) -> Path:
+        return self.root / "agents"
+
+    def agent(self, name: str) -> Path:
+        return self.agents / check_agent(name)
+
+    def agent_state(self, name: str) -> Path:
+        return self.agent(name) / "state"
+
+    def agent_claude(self, name: str) -> Path:
+        return self.agent(name) / "claude"
+
+    def harness_log(self, name: str) -> Path:
+        return self.agent(name) / "harness.log"
+
+    def inside(self, path: Path) -> Path:
+        """`path` resolved, if it lies strictly inside the state dir; else `InvalidName`."""
+        resolved = path.resolve()
+        if resolved == self.root or not resolved.is_relative_to(self.root):
+            raise InvalidName(f"refusing {path}: it is not inside the state dir {self.root}")
+        return resolved
