@@ -68,6 +68,14 @@ class DocgenError(HyperhiveError):
     """The code says something the generated docs can't render (an undocumented field)."""
 
 
+class OutputFailed(HyperhiveError):
+    """Writing a command's output failed (a full disk, an unwritable file)."""
+
+
+class OutputClosed(Exception):
+    """Whoever read our standard output went away (`| head`): not an error, stop quietly."""
+
+
 # ---------------------------------------------------------------- handler signals
 # Raised by a message handler to steer the consumer loop (bus.handlers): not
 # refusals a person reads, but they carry a message for the log line.

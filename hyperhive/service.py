@@ -15,7 +15,6 @@ that runs as a service (docs/decisions.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -39,14 +38,35 @@ Service = Callable[[], Awaitable[Any]]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+RECANCEL_EVERY = 0.5
+
+
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
-    """Cancel `tasks` and wait until each has ended (their errors are theirs: dropped)."""
-    pending = [t for t in tasks if not t.done()]
-    for t in pending:
-        t.cancel()
-    for t in pending:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await t
+    """Cancel `tasks` and wait until each has ended (their errors are theirs: dropped).
+
+    The cancel is repeated until a task has really ended: on Python 3.11 a cancel
+    that lands as an awaited reply arrives can be lost inside `asyncio.wait_for`
+    (which nats-py's requests use), and a lost cancel must not keep a service
+    running after SIGTERM.
+    """
+    every = list(tasks)
+    pending = [t for t in every if not t.done()]
+    while pending:
+        for t in pending:
+            t.cancel()
+        await asyncio.wait(pending, timeout=RECANCEL_EVERY)
+        pending = [t for t in pending if not t.done()]
+    for t in every:
+        if not t.cancelled():
+            t.exception()  # retrieved: a failure while stopping is not news
+
+
+def cancel_until_done(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` now and again every `RECANCEL_EVERY` seconds until it has ended."""
+    if task.done():
+        return
+    task.cancel()
+    asyncio.get_running_loop().call_later(RECANCEL_EVERY, cancel_until_done, task)
 
 
 async def run_until_signalled(

@@ -45,7 +45,7 @@ async def wait_until(
         if loop.time() > deadline:
             text = what() if callable(what) else what
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {text}")
-        await asyncio.sleep(interval)  # noqa: sleep-ok - polls a condition inside a deadline
+        await asyncio.sleep(interval)  # sleep-ok: polls a condition inside a deadline
 
 
 def turn_started(hive: str, agent: str = "alice", n: int = 0) -> TurnStarted:
@@ -81,7 +81,7 @@ async def publish_until_stored(
         try:
             return await publish_event(js, event, timeout=timeout)
         except RETRYABLE:
-            await asyncio.sleep(0.05)  # noqa: sleep-ok - back off before a retry; the ack is what we wait for
+            await asyncio.sleep(0.05)  # sleep-ok: back off, then retry (the ack is the wait)
 
 
 async def stream_count(js: JetStreamContext, hive: str) -> int:
@@ -128,7 +128,7 @@ async def next_permission_error(
     """Wait for the server's permission violation naming `subject`; return its text."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    seen = []
+    seen: list[str] = []
     while True:
         left = deadline - loop.time()
         if left <= 0:

@@ -78,6 +78,16 @@ def hive_token(hive: str) -> str:
     return ANY if hive == ALL_HIVES else check_hive(hive)
 
 
+def event_subject_template(kind: str) -> str:
+    """The subject of a kind with placeholders, for the docs: `hive.<hive>.evt.<agent>.<kind>`."""
+    return _join(ROOT, "<hive>", "evt", "<agent>", check_kind(kind))
+
+
+def inbox_subject_template() -> str:
+    """The subject of a message with placeholders, for the docs."""
+    return _join(ROOT, "<hive>", "inbox", "<to>")
+
+
 # ---------------------------------------------------------------- patterns
 
 

@@ -6,16 +6,23 @@ Exit codes: 0 ok, 1 refused or failed (one line on stderr), 2 usage (click's own
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import os
+import select
+import signal
+import stat
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
 
 from hyperhive.config import HiveConfig, load_config
-from hyperhive.errors import HyperhiveError
+from hyperhive.errors import HyperhiveError, OutputClosed
+from hyperhive.service import cancel_until_done
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -69,8 +76,33 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
+def quiet_exit() -> None:
+    """Our reader went away (`| head`): exit 0 without another word.
+
+    Standard output is pointed at /dev/null first, so the interpreter's final
+    flush can't fail again.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
+
+
+def stdout_reader_gone() -> bool:
+    """True if standard output is a pipe whose reading end has been closed."""
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
 def refusals(f: F) -> F:
-    """Map a `HyperhiveError` to exit 1 with its message on one line of stderr."""
+    """Map a `HyperhiveError` to exit 1 with its message on one line of stderr; Ctrl-C to 130."""
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -78,6 +110,14 @@ def refusals(f: F) -> F:
             return f(*args, **kwargs)
         except HyperhiveError as exc:
             fail(str(exc))
+        except OutputClosed:
+            quiet_exit()
+        except BrokenPipeError as exc:
+            # Quiet only when it is our reader that went away (`| head`): any other
+            # broken pipe (a helper process we lost) is a failure to say.
+            if stdout_reader_gone():
+                quiet_exit()
+            fail(f"lost a pipe: {exc}")
         except KeyboardInterrupt:
             sys.exit(130)
 
@@ -85,12 +125,37 @@ def refusals(f: F) -> F:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; a broken pipe (`| head`) ends quietly."""
+    """Run a command's coroutine; Ctrl-C stops it (exit 130), always.
+
+    SIGINT cancels the command, again and again until it has ended (a cancel can
+    be lost on Python 3.11, see `service.cancel_and_wait`), then exits 130. A
+    service installs its own SIGINT/SIGTERM handling inside (`run_until_signalled`).
+    """
+    return asyncio.run(_interruptible(coro))
+
+
+async def _interruptible(coro: Coroutine[Any, Any, T]) -> T:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    interrupted = False
+
+    def on_sigint() -> None:
+        nonlocal interrupted
+        interrupted = True
+        cancel_until_done(task)
+
+    if threading.current_thread() is not threading.main_thread():
+        return await coro  # signals reach the main thread only (a test runs us in a thread)
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
     try:
-        return asyncio.run(coro)
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(0)
+        return await coro
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def setup_logging(level: str) -> None:

@@ -26,7 +26,7 @@ from hyperhive.bus.filters import EventFilter
 from hyperhive.cli import render
 from hyperhive.cli.common import F, common_options, fail, refusals, resolve, run
 from hyperhive.config import HiveConfig
-from hyperhive.errors import ConfigError
+from hyperhive.errors import ConfigError, OutputFailed
 from hyperhive.eventlog import query
 from hyperhive.eventlog.projector import DURABLE, eventlog_path
 from hyperhive.eventlog.replay import run_replay
@@ -45,14 +45,6 @@ def main() -> None:
 
 
 # ---------------------------------------------------------------- plumbing
-
-
-def _quiet_broken_pipe() -> None:
-    # Point stdout at /dev/null so the interpreter's final flush can't fail again.
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(0)
 
 
 def _one_hive(cfg: HiveConfig, command: str) -> str:
@@ -280,9 +272,21 @@ def run_export(
     """Write matching rows of the log as ndjson; returns how many."""
     n = 0
     for rec in query.read_log(log, flt, since, from_seq):
-        out.write(render.json_line(rec) + "\n")
+        render.write_line(out, render.json_line(rec), flush=False)
         n += 1
     return n
+
+
+def _export_target(output: str, log_file: Path) -> Path:
+    """Where `--output` writes, refusing the log itself (and its -wal/-shm files)."""
+    target = Path(output).expanduser()
+    own = {
+        log_file.resolve(),
+        *(log_file.resolve().with_name(log_file.name + s) for s in ("-wal", "-shm")),
+    }
+    if target.resolve() in own:
+        raise ConfigError(f"--output {output} is the event log being exported: write elsewhere")
+    return target
 
 
 @main.command()
@@ -308,28 +312,42 @@ def export(
     """Write the event log (not the stream) as ndjson, one event per line.
 
     Fields as in `tail -o json`. Rows that are not valid events are exported
-    too, with an `error` field and the `raw` message.
+    too, with an `error` field and the `raw` message. A file given with
+    --output is written whole or not at all (a temp file, then a rename), and
+    never over the log being read.
     """
     cfg = resolve(kw)
     hive = _one_hive(cfg, "export")
     flt = EventFilter(hive=hive, agents=agents, kinds=kinds)
     start = _since(since)
-    log = EventLog(_log_path(cfg, log_path), hive, readonly=True)
+    log_file = _log_path(cfg, log_path)
+    target = None if output == "-" else _export_target(output, log_file)
+    log = EventLog(log_file, hive, readonly=True)
     try:
-        if output == "-":
+        if target is None:
             run_export(log, flt, sys.stdout, start, from_seq)
-            sys.stdout.flush()
+            render.flush(sys.stdout)
             return
-        target = Path(output).expanduser()
-        with open(target, "w", encoding="utf-8") as f:
-            n = run_export(log, flt, f, start, from_seq)
+        n = _export_to_file(log, flt, target, start, from_seq)
         click.echo(f"exported {n} events to {target}", err=True)
-    except BrokenPipeError:
-        _quiet_broken_pipe()
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}")
     finally:
         log.close()
+
+
+def _export_to_file(
+    log: EventLog, flt: EventFilter, target: Path, since: datetime | None, from_seq: int | None
+) -> int:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            n = run_export(log, flt, f, since, from_seq)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise OutputFailed(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return n
 
 
 # ---------------------------------------------------------------- verify

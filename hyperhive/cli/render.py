@@ -33,6 +33,7 @@ import msgspec
 
 from hyperhive import events as ev
 from hyperhive.bus.records import Record
+from hyperhive.errors import OutputClosed, OutputFailed
 from hyperhive.timefmt import format_ts
 
 AGENT_WIDTH = 12
@@ -203,6 +204,28 @@ def dumps(value: Any) -> str:
     return _json.encode(value).decode()
 
 
+def write_line(out: IO[str], line: str, flush: bool = True) -> None:
+    """Write one line; a closed reader is `OutputClosed`, any other failure `OutputFailed`."""
+    try:
+        out.write(line + "\n")
+        if flush:
+            out.flush()
+    except BrokenPipeError:
+        raise OutputClosed() from None
+    except OSError as exc:
+        raise OutputFailed(f"cannot write the output: {exc.strerror or exc}") from None
+
+
+def flush(out: IO[str]) -> None:
+    """Flush, with the failures of `write_line`."""
+    try:
+        out.flush()
+    except BrokenPipeError:
+        raise OutputClosed() from None
+    except OSError as exc:
+        raise OutputFailed(f"cannot write the output: {exc.strerror or exc}") from None
+
+
 class Printer:
     """Writes records as text or ndjson lines, counting them against `--count`."""
 
@@ -232,9 +255,7 @@ class Printer:
             return False
         text = self.fmt == "text"
         line = text_line(rec, self.show_hive, self.colour) if text else json_line(rec)
-        self.out.write(line + "\n")
-        if self.flush:
-            self.out.flush()
+        write_line(self.out, line, self.flush)
         self.printed += 1
         return not self.done
 

@@ -18,6 +18,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from hyperhive import events
+from hyperhive.bus import subjects
 from hyperhive.docgen.fields import (
     GENERATED_NOTE,
     code,
@@ -60,8 +61,8 @@ def event_fields(cls: type[Event]) -> tuple[mi.Field, ...]:
 def subject_template(cls: type[Event]) -> str:
     """The subject a kind is published on, with placeholders (mirrors `subject_for`)."""
     if issubclass(cls, events.MessageSent):
-        return "hive.<hive>.inbox.<to>"
-    return f"hive.<hive>.evt.<agent>.{kind_of(cls)}"
+        return subjects.inbox_subject_template()
+    return subjects.event_subject_template(kind_of(cls))
 
 
 def domains() -> list[tuple[ModuleType, list[type[Event]]]]:

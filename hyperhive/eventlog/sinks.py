@@ -113,7 +113,8 @@ class ThreadSink:
         )
 
     async def aclose(self) -> None:
-        # Queued writes finish (they are whole transactions); the log stays open.
+        # The batch being written finishes (a whole transaction); queued ones are
+        # dropped (their futures cancelled). The log stays open.
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
 

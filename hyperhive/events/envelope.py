@@ -84,11 +84,13 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     summary_fields: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
+        if self.id and self.ts is not _UNSET_TS and self.ts.tzinfo is UTC:
+            return  # the common case, decoded or made: nothing to fill or check
         if not self.id:
             if decoding.active:
                 raise ValueError("event has no `id`")
             msgspec.structs.force_setattr(self, "id", new_id())
-        if self.ts is _UNSET_TS or self.ts == _UNSET_TS:
+        if self.ts is _UNSET_TS:
             if decoding.active:
                 raise ValueError("event has no `ts`")
             msgspec.structs.force_setattr(self, "ts", utcnow())

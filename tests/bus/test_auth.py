@@ -71,12 +71,14 @@ def test_the_session_servers_credentials_are_private(server: EmbeddedServer) -> 
         assert _mode(auth.credentials_path(server.state_dir, role)) == 0o600
 
 
-async def _refused_login(url: str, **login: str) -> str:
+async def _refused_login(url: str, user: str | None = None, password: str | None = None) -> str:
     """Try to log in with plain nats-py; return the server's refusal."""
     client = Client()
     try:
         with pytest.raises(nats.errors.Error) as refused:
-            await client.connect(url, allow_reconnect=False, connect_timeout=2, **login)
+            await client.connect(
+                url, allow_reconnect=False, connect_timeout=2, user=user, password=password
+            )
     finally:
         await client.close()  # nats-py keeps a refused attempt's socket otherwise
     return str(refused.value)
@@ -111,7 +113,7 @@ async def test_connect_reports_a_refused_anonymous_connection_as_not_connected(
 @pytest.fixture
 async def operator_nc(
     server: EmbeddedServer, cfg: HiveConfig
-) -> AsyncIterator[tuple[Client, asyncio.Queue]]:
+) -> AsyncIterator[tuple[Client, asyncio.Queue[Exception]]]:
     errors: asyncio.Queue[Exception] = asyncio.Queue()
     client = await connect_as(server.url, Path(cfg.state_dir), auth.OPERATOR, errors)
     yield client, errors
@@ -119,7 +121,7 @@ async def operator_nc(
 
 
 async def test_operator_cannot_publish_an_event(
-    nc: Client, hive: str, operator_nc: tuple[Client, asyncio.Queue]
+    nc: Client, hive: str, operator_nc: tuple[Client, asyncio.Queue[Exception]]
 ) -> None:
     op, errors = operator_nc
     event = turn_started(hive)
@@ -136,7 +138,7 @@ async def test_operator_cannot_publish_an_event(
 
 
 async def test_operator_jetstream_publish_of_an_event_is_never_stored(
-    nc: Client, hive: str, operator_nc: tuple[Client, asyncio.Queue]
+    nc: Client, hive: str, operator_nc: tuple[Client, asyncio.Queue[Exception]]
 ) -> None:
     op, errors = operator_nc
     event = turn_started(hive)
@@ -149,7 +151,7 @@ async def test_operator_jetstream_publish_of_an_event_is_never_stored(
 
 
 async def test_operator_can_read_events(
-    nc: Client, hive: str, operator_nc: tuple[Client, asyncio.Queue]
+    nc: Client, hive: str, operator_nc: tuple[Client, asyncio.Queue[Exception]]
 ) -> None:
     op, _ = operator_nc
     published = turn_events(hive, 5)
@@ -165,7 +167,7 @@ async def test_operator_can_read_events(
 
 
 async def test_operator_can_send_an_operator_command(
-    nc: Client, hive: str, operator_nc: tuple[Client, asyncio.Queue]
+    nc: Client, hive: str, operator_nc: tuple[Client, asyncio.Queue[Exception]]
 ) -> None:
     op, _ = operator_nc
     subject = subjects.command_subject(hive, names.OPERATOR, "spawn")
@@ -226,6 +228,7 @@ async def test_agent_can_publish_its_own_turn_events(agent_hive: AgentHive) -> N
 
     assert published.seq == 1
     msg = await agent_hive.admin.jetstream().get_msg(subjects.stream_name(agent_hive.hive), 1)
+    assert msg.data is not None
     assert decode_event(msg.data).id == event.id
 
 

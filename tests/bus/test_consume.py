@@ -64,7 +64,10 @@ async def test_pull_consumer_delivers_every_message_once_in_order_across_batches
 
 async def _acked_to(consumer: PullConsumer, seq: int) -> bool:
     info = await consumer.info()
-    return info is not None and info.ack_floor.stream_seq == seq and info.num_ack_pending == 0
+    if info is None:
+        return False
+    assert info.ack_floor is not None
+    return info.ack_floor.stream_seq == seq and info.num_ack_pending == 0
 
 
 async def test_durable_consumer_resumes_after_its_last_ack(nc: Client, hive: str) -> None:

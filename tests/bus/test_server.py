@@ -32,6 +32,7 @@ def own_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
 
 def test_embedded_server_listens_on_a_free_loopback_port(own_server: EmbeddedServer) -> None:
     own_server.start()
+    assert own_server.proc is not None
 
     assert own_server.running
     assert own_server.port > 0
@@ -64,6 +65,7 @@ async def test_store_survives_kill_9_and_restart(
     events = turn_events(cfg.hive, 20)
     published = await publish_many(nc.jetstream(), events)
     await nc.close()
+    assert server.proc is not None
     old_pid = server.proc.pid
 
     server.kill()
@@ -79,6 +81,7 @@ async def test_store_survives_kill_9_and_restart(
         for event, ack in zip(events, published, strict=True):
             msg = await js.get_msg(subjects.stream_name(cfg.hive), ack.seq)
             assert msg.subject == ack.subject
+            assert msg.data is not None
             assert msgspec.json.decode(msg.data)["id"] == event.id
     finally:
         await client.close()
@@ -104,6 +107,7 @@ async def test_clients_reconnect_to_a_restarted_server_on_the_same_port(
 def test_second_server_on_the_same_state_dir_is_refused(own_server: EmbeddedServer) -> None:
     ensure_not_running(own_server.state_dir)  # nothing runs yet: no refusal
     own_server.start()
+    assert own_server.proc is not None
 
     with pytest.raises(ServerError, match=rf"already runs .*pid {own_server.proc.pid}"):
         ensure_not_running(own_server.state_dir)
@@ -116,6 +120,7 @@ def test_a_server_killed_by_someone_else_no_longer_blocks_a_new_one(
 ) -> None:
     own_server.start()
     proc = own_server.proc
+    assert proc is not None
     os.kill(proc.pid, signal.SIGKILL)  # the process we started, killed behind the object's back
     proc.wait()
 

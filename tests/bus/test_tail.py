@@ -131,7 +131,7 @@ def test_records_of_several_hives_sort_by_time_then_id() -> None:
 
 def test_a_hive_stream_is_recognised_by_its_name_and_subjects() -> None:
     def info(name: str, subs: list[str]) -> js_api.StreamInfo:
-        return js_api.StreamInfo.from_response(
+        result = js_api.StreamInfo.from_response(
             {
                 "config": {"name": name, "subjects": subs},
                 "state": {
@@ -143,6 +143,8 @@ def test_a_hive_stream_is_recognised_by_its_name_and_subjects() -> None:
                 },
             }
         )
+        assert isinstance(result, js_api.StreamInfo)
+        return result
 
     assert (
         reader.hive_of_stream(info("HIVE_MY_HIVE", subjects.stream_subjects("my-hive")))

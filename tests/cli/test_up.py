@@ -45,7 +45,7 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30
             continue
         if proc.poll() is not None:
             break
-        time.sleep(0.02)  # noqa: sleep-ok - polling a pipe inside a deadline
+        time.sleep(0.02)  # sleep-ok: polling a pipe inside a deadline
     pytest.fail(f"never saw {needle!r}; output so far:\n" + "\n".join(seen))
 
 
@@ -92,7 +92,7 @@ def _wait_tail(state: Path, kind: str, timeout: float = 30) -> list[dict[str, ob
         events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
         if any(e.get("kind") == kind for e in events):
             return events
-        time.sleep(0.1)  # noqa: sleep-ok - polling another process inside a deadline
+        time.sleep(0.1)  # sleep-ok: polling another process inside a deadline
     pytest.fail(f"hive-events tail never showed {kind}; last output: {out.stdout} {out.stderr}")
 
 

@@ -15,9 +15,11 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nats.aio.client import Client
+from nats.js.api import ConsumerInfo
 
 from hyperhive.bus import subjects
 from hyperhive.bus.server import EmbeddedServer
@@ -230,7 +232,7 @@ async def test_projector_cancelled_mid_batch_resumes_exactly_once(
         task = asyncio.ensure_future(project(cfg, first_run))
         await wait_until(first_run.entered.is_set, what="the projector to be writing a batch")
         task.cancel()  # while its batch is being written and not yet acked
-        await asyncio.sleep(0)  # noqa: sleep-ok - a yield, not a wait: the task takes the cancel first
+        await asyncio.sleep(0)  # sleep-ok: a yield, not a wait: the task takes the cancel first
         first_run.release.set()  # now the interrupted write ends, or fails
         await stop_task(task, cancel=False)  # cancelled once, as a stop signal does
         assert first_run.finished.is_set()
@@ -270,12 +272,15 @@ async def test_a_failed_write_is_never_skipped_by_the_next_batch(
         await wait_until(failing.entered.is_set, what="the projector to be writing a batch")
 
         async def first_pull_delivered() -> bool:
-            info = await js.consumer_info(subjects.stream_name(cfg.hive), "projector-events")
+            info: ConsumerInfo = await js.consumer_info(
+                subjects.stream_name(cfg.hive), "projector-events"
+            )
+            assert info.delivered is not None
             return info.delivered.stream_seq >= 1000
 
         await wait_until(first_pull_delivered, what="the projector to have more batches in hand")
         for _ in range(50):  # yields, not a wait: let it queue those batches behind the held one
-            await asyncio.sleep(0)  # noqa: sleep-ok - a yield, not a wait
+            await asyncio.sleep(0)  # sleep-ok: a yield, not a wait
         failing.release.set()  # the held write fails now
         with pytest.raises(RuntimeError, match="died before the commit"):
             await asyncio.wait_for(task, 10)
@@ -301,16 +306,18 @@ async def test_projector_cancelled_again_and_again_resumes_exactly_once(
     js = nc.jetstream()
     events = turn_events(cfg.hive, 4000)
     await publish_many(js, events)
-    logs: list[EventLog] = []
+    logs: list[TrackedLog] = []
     try:
         for _ in range(3):
             log = TrackedLog(log_path, cfg.hive)  # one per run: a cancelled run may still write
             logs.append(log)
             start = db_position(log_path)
             async with running(project(cfg, log)) as task:
-                await wait_until(
-                    lambda t=task, s=start: db_position(log_path) > s or t.done(), interval=0.002
-                )
+
+                def progressed(t: asyncio.Task[Any] = task, s: int = start) -> bool:
+                    return db_position(log_path) > s or t.done()
+
+                await wait_until(progressed, interval=0.002)
             # cancelled wherever it was: fetching, writing, or acking
         final = TrackedLog(log_path, cfg.hive)
         logs.append(final)
@@ -336,9 +343,11 @@ async def test_a_projector_cancelled_mid_stream_stops_promptly(
                 TrackedLog(log_path, cfg.hive)
             )  # one per run: a cancelled run may still write
             task = asyncio.ensure_future(project(cfg, logs[-1]))
-            await wait_until(
-                lambda t=task, s=start: db_position(log_path) > s or t.done(), interval=0.002
-            )
+
+            def progressed(t: asyncio.Task[None] = task, s: int = start) -> bool:
+                return db_position(log_path) > s or t.done()
+
+            await wait_until(progressed, interval=0.002)
             cancelled_at, seq = loop.time(), db_position(log_path)
             try:
                 await stop_task(task, timeout=2.0)
@@ -419,8 +428,12 @@ async def test_projector_process_killed_mid_backlog_resumes_exactly_once(
         for _ in range(2):
             before = db_position(log_path)
             proc = _start_projector(cfg, stderr)
+
+            def wrote_or_exited(p: subprocess.Popen[bytes] = proc, b: int = before) -> bool:
+                return db_position(log_path) > b or p.poll() is not None
+
             await wait_until(
-                lambda p=proc, b=before: db_position(log_path) > b or p.poll() is not None,
+                wrote_or_exited,
                 timeout=20,
                 interval=0.002,
                 what="the projector process to write a batch",

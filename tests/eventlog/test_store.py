@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -220,7 +221,7 @@ def test_a_crash_between_rows_and_position_writes_neither(
         def __getattr__(self, name: str) -> object:
             return getattr(real_conn, name)
 
-        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
             if sql.startswith("INSERT INTO positions"):
                 raise sqlite3.OperationalError("disk I/O error")
             return real_execute(sql, *args)

@@ -26,6 +26,8 @@ async def _log_of_stream(nc: Client, hive: str, path: Path) -> EventLog:
     batch = []
     for seq in range(1, last + 1):
         msg = await js.get_msg(stream, seq)
+        assert msg.subject is not None
+        assert msg.data is not None
         batch.append(StreamMessage(seq, msg.subject, msg.data))
     log = EventLog(path, hive)
     log.append(batch)

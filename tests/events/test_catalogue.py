@@ -187,6 +187,7 @@ def test_unknown_kind_decodes_to_raw_event_with_its_fields_in_data() -> None:
 
 def test_known_kind_at_a_newer_version_with_an_extra_field_still_decodes() -> None:
     original = sample("turn.finished", full=True)
+    assert isinstance(original, events.TurnFinished)
     decoded = decode_event(wire(original, v=SCHEMA_VERSION + 1, sandbox="strict"))
     assert isinstance(decoded, events.TurnFinished)
     assert decoded.v == SCHEMA_VERSION + 1
@@ -195,6 +196,7 @@ def test_known_kind_at_a_newer_version_with_an_extra_field_still_decodes() -> No
 
 def test_known_kind_at_a_newer_version_that_no_longer_fits_is_kept_raw() -> None:
     original = sample("turn.finished")
+    assert isinstance(original, events.TurnFinished)
     data = wire(original, v=SCHEMA_VERSION + 1, duration_ms=..., took="3s")
     decoded = decode_event(data)
     assert isinstance(decoded, RawEvent)
