@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -106,17 +107,56 @@ def to_row(msg: StreamMessage, hive: str, prev: bytes) -> Row:
     )
 
 
+FILE_MODE = 0o600  # the log holds every message body: only its owner reads it
+
+
 def open_db(path: Path) -> sqlite3.Connection:
-    """Open (creating) an event log file; WAL, one writer at a time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Open (creating, private) an event log file; WAL, one writer at a time.
+
+    The file is created 0600 before sqlite opens it, so its -wal and -shm files
+    (which sqlite gives the main file's mode) are private too.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, FILE_MODE))
+    except OSError as exc:
+        raise EventLogError(f"cannot open the event log {path}: {exc.strerror or exc}") from exc
+    conn = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(SCHEMA)
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
         raise EventLogError(f"{path} is not a usable event log: {exc}") from exc
     return conn
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """Open an existing event log for reading; anything unusable is an `EventLogError`."""
+    if not path.exists():
+        raise EventLogError(f"no event log at {path}: run the projector or `hive-events replay`")
+    if not path.is_file():
+        raise EventLogError(f"{path} is not an event log (not a regular file)")
+    conn = None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+        conn.execute("SELECT count(*) FROM meta").fetchone()
+        conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        conn.execute("SELECT seq FROM positions LIMIT 1").fetchone()
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
+        raise EventLogError(f"{path} is not a usable event log: {exc}") from exc
+    return conn
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open (sqlite may already have rolled it back)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 class EventLog:
@@ -126,16 +166,14 @@ class EventLog:
         self.path = path
         self.hive = check_hive(hive)
         if readonly:
-            if not path.exists():
-                raise EventLogError(
-                    f"no event log at {path}: run the projector or `hive-events replay`"
-                )
-            self.conn = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30
-            )
+            self.conn = open_readonly(path)
         else:
             self.conn = open_db(path)
-            self._claim()
+            try:
+                self._claim()
+            except sqlite3.Error as exc:
+                self.conn.close()
+                raise EventLogError(f"cannot write the event log {path}: {exc}") from exc
         self._check_hive()
 
     def _claim(self) -> None:
@@ -149,7 +187,7 @@ class EventLog:
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            rollback(self.conn)
             raise
 
     def _check_hive(self) -> None:
@@ -180,6 +218,16 @@ class EventLog:
         used to record a gap when messages expired before they were projected.
         """
         conn = self.conn
+        try:
+            return self._append(conn, msgs, first_available)
+        except sqlite3.Error as exc:
+            # A full or read-only disk: nothing of the batch was written; say so in
+            # one line (the projector logs it, backs off and tries again).
+            raise EventLogError(f"cannot write the event log {self.path}: {exc}") from None
+
+    def _append(
+        self, conn: sqlite3.Connection, msgs: list[StreamMessage], first_available: int | None
+    ) -> int:
         conn.execute("BEGIN IMMEDIATE")
         try:
             pos = self.position()
@@ -211,7 +259,7 @@ class EventLog:
                 )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            rollback(conn)
             raise
         return len(rows)
 

@@ -228,7 +228,7 @@ def test_a_crash_between_rows_and_position_writes_neither(
 
     real_conn = log.conn
     monkeypatch.setattr(log, "conn", CrashingConnection())
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(EventLogError, match="disk I/O error"):
         log.append(messages(3, 5))
     monkeypatch.setattr(log, "conn", real_conn)
 
