@@ -114,6 +114,7 @@ SETTINGS: tuple[Setting, ...] = (
 CONFIG_ENV = "HYPERHIVE_CONFIG"
 ENV_VARS = (*(s.env for s in SETTINGS), CONFIG_ENV)
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_PAYLOAD = 1024 * 1024  # the embedded server's max_payload: no event can be larger
 
 _INT_KEYS = {"nats_port", "dashboard_port"}
 
@@ -203,5 +204,9 @@ def validate(cfg: HiveConfig) -> None:
         raise ConfigError(f"stream.duplicate_window: {exc}") from exc
     if not 1 <= window <= 86400:
         raise ConfigError("stream.duplicate_window: must be between 1s and 1d")
+    if cfg.stream.max_bytes != -1 and cfg.stream.max_bytes < 1024 * 1024:
+        raise ConfigError("stream.max_bytes: must be -1 (unlimited) or at least 1 MiB")
+    if not 1024 <= cfg.stream.max_msg_size <= MAX_PAYLOAD:
+        raise ConfigError(f"stream.max_msg_size: must be between 1 KiB and {MAX_PAYLOAD} bytes")
     if cfg.stream.replicas not in (1, 3, 5):
         raise ConfigError("stream.replicas: must be 1, 3 or 5")

@@ -58,6 +58,10 @@ class EventLogError(HyperhiveError):
     """The sqlite event log is not usable (wrong hive, altered, unreadable)."""
 
 
+class WrongHive(EventLogError):
+    """An event log file that holds another hive's events."""
+
+
 class NoStream(HyperhiveError):
     """The hive has no JetStream stream on this NATS (nothing published yet, or a typo)."""
 

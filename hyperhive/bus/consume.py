@@ -37,7 +37,9 @@ from hyperhive.ids import new_id
 log = logging.getLogger("hyperhive.bus")
 
 STATUS = "Status"
+DESCRIPTION = "Description"
 HEARTBEAT = "100"  # idle heartbeat; any other status (404, 408, 409) ends a pull request
+EXPIRED = "408"  # a pull request that ran its time: "nothing yet"
 RECONNECT_CHECK = 0.5  # how often a waiting consumer looks for a reconnect
 
 
@@ -123,6 +125,7 @@ class PullConsumer:
         self._received = 0
         self._requested = 0
         self._reconnects = 0
+        self._refused: str | None = None  # why the last pull ended early and empty
         self._sub: Subscription | None = None
 
     def _config(self, start: StartAt) -> js_api.ConsumerConfig:
@@ -195,6 +198,32 @@ class PullConsumer:
         self._adopt(info)
         self._request_done = True
 
+    async def _check_refused(self, backoff: Backoff) -> None:
+        """A pull ended early and empty: recreate a vanished consumer, else back off.
+
+        Without this a deleted consumer turns the pull loop into a busy loop (every
+        request is refused at once, and is sent again at once).
+        """
+        why, self._refused = self._refused, None
+        try:
+            info = await self.info()
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning("consumer %s: %s; retrying", self.name, exc)
+            info = None
+            await backoff.sleep()
+            return
+        if info is None:
+            log.warning(
+                "consumer %s vanished (%s); recreating it after stream sequence %d",
+                self.name,
+                why,
+                self.last_seq,
+            )
+            await self._reset_until_done()
+            return
+        delay = await backoff.sleep()
+        log.debug("consumer %s: pull refused (%s); retried after %.1fs", self.name, why, delay)
+
     async def _reset_until_done(self) -> None:
         backoff = Backoff(first=0.1, cap=5.0)
         while True:
@@ -214,6 +243,10 @@ class PullConsumer:
         if status is not None:
             if status != HEARTBEAT:
                 self._request_done = True  # 404/408/409: this pull request is over
+                if status != EXPIRED and not self._received:
+                    # Over before its time with nothing delivered (the consumer was
+                    # deleted, or the server refuses it): look before pulling again.
+                    self._refused = f"{status} {(msg.headers or {}).get(DESCRIPTION, '')}".strip()
                 self._arrived.set()
             return
         if not subjects.is_js_ack(msg.reply):
@@ -257,10 +290,15 @@ class PullConsumer:
         `idle_tick` seconds (for callers with work of their own to finish).
         """
         self._sub = await self.nc.subscribe(self.nc.new_inbox(), cb=self._on_msg)
+        refusals = Backoff(first=0.05, cap=2.0)
         try:
             loop = asyncio.get_running_loop()
             deadline = 0.0
             while True:
+                if self._refused is not None and not self._buffer:
+                    await self._check_refused(refusals)
+                    deadline = 0.0
+                    continue
                 if loop.time() >= deadline and not self._request_done:
                     # A request not finished by its deadline (its 408 never came, even if
                     # part of it was delivered): the server restarted and lost it, maybe
@@ -296,6 +334,7 @@ class PullConsumer:
                         yield []
                         continue
                 if self._buffer:
+                    refusals.reset()
                     got, self._buffer = self._buffer, []
                     if self.ack_policy == js_api.AckPolicy.EXPLICIT:
                         # Per-message acks: a nak'd or timed-out message coming back is

@@ -61,6 +61,10 @@ class EventFilter:
         return EventFilter(hive=hive, agents=self.agents, kinds=self.kinds)
 
     def subjects(self) -> list[str]:
+        if not self.agents and not self.kinds:
+            # Everything the stream holds, odd subjects (`hive.h.evt.x`) included:
+            # an unfiltered reader shows even what is not a valid event subject.
+            return [subjects.all_events_pattern(self.hive), subjects.inbox_pattern(self.hive)]
         agents = list(self.agents) or [subjects.ANY]
         kind_tokens: list[list[str]] = []
         for k in self.kinds or ("*",):

@@ -137,7 +137,10 @@ class EmbeddedServer:
         conf = self.paths.server_conf
         write_atomic(conf, _render_conf(self.state_dir, self._choose_port()).encode(), 0o600)
         start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        log = os.fdopen(  # handed to the child; private, like everything in the state dir
+            os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
+            "ab",
+        )
         try:
             self.proc = subprocess.Popen(
                 [find_binary(), "-c", str(conf)],

@@ -233,10 +233,14 @@ def replay(output: str | None, **kw: Any) -> None:
     with _progress() as bar:
         result = run(run_replay(cfg, path, bar))
     first = result.start_position + 1
-    span = f"seq {first}..{result.position}" if result.position >= first else "nothing new"
+    wrote = result.written > 0 and result.position >= first
+    span = f"seq {first}..{result.position}" if wrote else "nothing new"
+    # Another writer (the projector, a second replay) may have moved the log on
+    # meanwhile: the stream then holds at least what the log does.
+    of = max(result.stream_last_seq, result.position)
     click.echo(
         f"replayed {result.written} events ({span}) of hive {cfg.hive} into {path}: "
-        f"position {result.position} of {result.stream_last_seq}, "
+        f"position {result.position} of {of}, "
         f"{result.error_rows} kept with an error"
     )
 

@@ -12,8 +12,10 @@ several hives the hive is the second column. The fields shown after the kind
 are the event class's `summary_fields`; long strings are shortened and control
 characters escaped, so an event can never drive the terminal.
 
-JSON: `events.event_to_dict` (stable wire names, `from` not `from_`) plus the
-stream's `seq` and `subject`. A malformed message is `{seq, subject, hive,
+JSON: the event exactly as it was stored (every field, also those a newer
+producer added that this build does not know; wire names, `from` not `from_`)
+plus the stream's `seq` and `subject` (and `raw_reason` for a kind or version
+this build does not know). A malformed message is `{seq, subject, hive,
 agent, kind, error, raw}`; a duplicate row in the log has its event's fields and
 `error`.
 """
@@ -175,10 +177,24 @@ def text_line(rec: Record, show_hive: bool = False, colour: bool = False) -> str
     return "  ".join(cols).rstrip()
 
 
+_stored_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def stored_fields(rec: Record) -> dict[str, Any]:
+    """The event's fields exactly as stored: what this build does not know included."""
+    assert rec.event is not None
+    try:
+        return _stored_decoder.decode(rec.data)
+    except (msgspec.DecodeError, RecursionError):  # decoded once already; cannot happen
+        return ev.event_to_dict(rec.event)
+
+
 def record_dict(rec: Record) -> dict[str, Any]:
     """The JSON object of a record (see the module docstring)."""
     if rec.event is not None:
-        out = ev.event_to_dict(rec.event)
+        out = stored_fields(rec)
+        if isinstance(rec.event, ev.RawEvent):
+            out["raw_reason"] = rec.event.reason
         out["seq"] = rec.seq
         out["subject"] = rec.subject
         if rec.error:

@@ -27,7 +27,7 @@ from hyperhive.bus.connect import open_nats
 from hyperhive.bus.consume import PullConsumer, StartAt, ack_info
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig
-from hyperhive.errors import HyperhiveError
+from hyperhive.errors import EventLogError, HyperhiveError, WrongHive
 from hyperhive.eventlog.sinks import LogSink, OrderedWrites, ProcessSink, ThreadSink
 from hyperhive.eventlog.store import EventLog, StreamMessage
 from hyperhive.names import ROLE_ADMIN
@@ -101,15 +101,18 @@ async def project(
 
 
 async def run_projector(cfg: HiveConfig, path: Path | None = None) -> None:
-    """Run the projector forever: any failure is logged and retried with backoff.
+    """Run the projector until cancelled: no failure stops it, none goes unsaid.
 
-    The log is written by a worker process (`ProcessSink`); the worker is
-    replaced if it dies.
+    The log is written by a worker process (`ProcessSink`), replaced if it dies.
+    Anything that goes wrong — NATS away, the disk full or read-only, the log
+    unusable, a bug — is one log line, then a backoff, then another try from the
+    log's own position; the rest of the hive stays up meanwhile. Only a log that
+    belongs to another hive is refused at once (that is a configuration error).
     """
     path = path or eventlog_path(cfg)
-    await asyncio.to_thread(lambda: EventLog(path, cfg.hive).close())  # refuse a wrong hive now
-    sink = ProcessSink(path, cfg.hive)
     backoff = Backoff(RETRY_FIRST, RETRY_MAX)
+    await _open_checked(cfg, path, backoff)
+    sink = ProcessSink(path, cfg.hive)
 
     def healthy(_written: int, _position: int) -> None:
         backoff.reset()
@@ -127,6 +130,24 @@ async def run_projector(cfg: HiveConfig, path: Path | None = None) -> None:
                 delay = backoff.next_delay()
                 log.warning("projector: %s; resuming in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
+            except Exception:
+                delay = backoff.next_delay()
+                log.exception("projector: unexpected failure; resuming in %.1fs", delay)
+                await asyncio.sleep(delay)
     finally:
         await sink.aclose()
         await announce(cfg, stopped(cfg, SERVICE, ev.SOURCE_BUS))
+
+
+async def _open_checked(cfg: HiveConfig, path: Path, backoff: Backoff) -> None:
+    """Open the log once (creating it): another hive's log is refused, any other failure waits."""
+    while True:
+        try:
+            await asyncio.to_thread(lambda: EventLog(path, cfg.hive).close())
+            return
+        except WrongHive:
+            raise
+        except EventLogError as exc:
+            delay = backoff.next_delay()
+            log.warning("projector: %s; trying again in %.1fs", exc, delay)
+            await asyncio.sleep(delay)

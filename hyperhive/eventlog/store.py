@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from hyperhive.bus import subjects
 from hyperhive.bus.records import decode_message
-from hyperhive.errors import EventLogError, HyperhiveError, MalformedEvent
+from hyperhive.errors import EventLogError, HyperhiveError, MalformedEvent, WrongHive
 from hyperhive.names import check_hive
 from hyperhive.timefmt import storage_ts
 
@@ -82,21 +82,25 @@ def chain_hash(prev: bytes, seq: int, subject: str, raw: bytes) -> bytes:
 
 
 def to_row(msg: StreamMessage, hive: str, prev: bytes) -> Row:
-    """Decode and check one message; a bad one becomes a row with `error` set."""
+    """Decode and check one message; a bad one becomes a row with `error` set.
+
+    Never raises for what a message holds: whatever a producer put on the wire
+    is stored, with the reason it is not a valid event.
+    """
     hash_ = chain_hash(prev, msg.seq, msg.subject, msg.data)
     try:
         event = decode_message(msg.subject, msg.data)
-    except MalformedEvent as exc:
+        ts = storage_ts(event.ts)
+    except (MalformedEvent, ValueError, OverflowError) as exc:
         agent = None
         with contextlib.suppress(HyperhiveError):
             agent = subjects.parse_subject(msg.subject).agent
-        return Row(
-            msg.seq, None, None, hive, agent, None, msg.subject, msg.data, str(exc)[:1000], hash_
-        )
+        error = str(exc)[:1000] or type(exc).__name__
+        return Row(msg.seq, None, None, hive, agent, None, msg.subject, msg.data, error, hash_)
     return Row(
         msg.seq,
         event.id,
-        storage_ts(event.ts),
+        ts,
         event.hive,
         event.agent,
         event.kind,
@@ -193,9 +197,7 @@ class EventLog:
     def _check_hive(self) -> None:
         row = self.conn.execute("SELECT value FROM meta WHERE key='hive'").fetchone()
         if row and row[0] != self.hive:
-            raise EventLogError(
-                f"{self.path} holds the events of hive {row[0]!r}, not {self.hive!r}"
-            )
+            raise WrongHive(f"{self.path} holds the events of hive {row[0]!r}, not {self.hive!r}")
 
     def close(self) -> None:
         self.conn.close()
