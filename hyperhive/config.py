@@ -124,11 +124,26 @@ def default_config_paths(env: Mapping[str, str]) -> list[Path]:
     return [Path("hive.toml"), Path(xdg) / "hyperhive" / "hive.toml"]
 
 
+def _found(candidate: Path) -> bool:
+    """Whether a default config location holds a file; one we can't look at is an error.
+
+    Skipping it would silently ignore the user's config (a directory on the way
+    to it that this user may not search, say).
+    """
+    try:
+        return candidate.is_file()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config {candidate}: {exc.strerror or exc} "
+            f"(pass --config PATH or set {CONFIG_ENV} to use another)"
+        ) from None
+
+
 def read_config_file(path: Path) -> HiveConfig:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
     try:
         return msgspec.toml.decode(data, type=HiveConfig)
     except msgspec.ValidationError as exc:
@@ -149,7 +164,7 @@ def load_config(
         cfg = read_config_file(Path(explicit))
     else:
         cfg = next(
-            (read_config_file(p) for p in default_config_paths(env) if p.is_file()),
+            (read_config_file(p) for p in default_config_paths(env) if _found(p)),
             HiveConfig(),
         )
     overrides: dict[str, Any] = {}

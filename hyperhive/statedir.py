@@ -20,6 +20,9 @@ resolved path lies under the state dir before anything is deleted there.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from hyperhive.names import check_agent, check_role
 
 EVENTS_DB = "events.sqlite"
 DIR_MODE = 0o700
+_EFFECTIVE = os.access in os.supports_effective_ids
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,38 @@ class StateDir:
         if not text:
             raise ConfigError("state_dir: must not be empty")
         return cls(Path(text).expanduser().resolve())
+
+    def check(self) -> StateDir:
+        """Refuse (`ConfigError`) a state dir that exists but is not a directory; create nothing."""
+        try:
+            is_dir = self.root.is_dir()
+            exists = is_dir or self.root.exists()
+        except OSError as exc:
+            raise ConfigError(f"state dir {self.root}: {exc.strerror or exc}") from None
+        if exists and not is_dir:
+            raise ConfigError(
+                f"state dir {self.root} is not a directory: remove it or pass another --state-dir"
+            )
+        return self
+
+    def ensure(self) -> StateDir:
+        """Create the state dir (0700, parents too) if missing; `ConfigError` if it can't be used.
+
+        Refused: a path that is not a directory, one that can't be created (a
+        read-only file system, no permission), one this user can't write in.
+        """
+        self.check()
+        try:
+            self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the state dir {self.root}: {exc.strerror or exc}"
+            ) from None
+        if not os.access(self.root, os.W_OK | os.X_OK, effective_ids=_EFFECTIVE):
+            raise ConfigError(
+                f"cannot write in the state dir {self.root}: {_why_unwritable(self.root)}"
+            )
+        return self
 
     # ------------------------------------------------------------ the hive's own files
 
@@ -115,3 +151,10 @@ class StateDir:
         if resolved == self.root or not resolved.is_relative_to(self.root):
             raise InvalidName(f"refusing {path}: it is not inside the state dir {self.root}")
         return resolved
+
+
+def _why_unwritable(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return os.strerror(errno.EROFS)
+    return os.strerror(errno.EACCES)

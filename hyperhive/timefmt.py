@@ -39,7 +39,16 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
         raise ConfigError(
             f"invalid time {text!r}: use a duration like 10m or an ISO time like 2026-01-31T12:00"
         ) from exc
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    try:
+        ts.astimezone(UTC)  # every reader compares in UTC: a time must have a UTC equivalent
+    except OverflowError:
+        raise ConfigError(
+            f"time {text!r} is out of range: it has no UTC equivalent "
+            "(between 0001-01-01 and 9999-12-31)"
+        ) from None
+    return ts
 
 
 _ZERO = timedelta(0)

@@ -9,13 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
 import nats
 import nats.errors
+import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
@@ -196,3 +201,34 @@ async def running(
         yield task
     finally:
         await stop_task(task, stop_timeout)
+
+
+# ---------------------------------------------------------------- CLI subprocesses
+
+BIN = Path(sys.executable).parent  # the venv's console scripts
+
+
+def state_env(state: Path) -> dict[str, str]:
+    """Environment for a CLI subprocess on its own state dir (no config file, no colour)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERHIVE_")}
+    env.update(HYPERHIVE_STATE_DIR=str(state), HYPERHIVE_CONFIG=os.devnull, NO_COLOR="1")
+    return env
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
+    """Read the child's stdout until a line contains `needle` (or fail with what it said)."""
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line:
+            seen.append(line.rstrip("\n"))
+            if needle in line:
+                return seen
+            continue
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)  # sleep-ok: polling a pipe inside a deadline
+    pytest.fail(f"never saw {needle!r}; output so far:\n" + "\n".join(seen))

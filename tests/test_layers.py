@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "timefmt",
         "files",
         "procs",
+        "lockfile",
         "backoff",
         "config",
     ),

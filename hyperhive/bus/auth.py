@@ -43,11 +43,12 @@ OPERATOR = ROLE_OPERATOR
 ROLES = FIXED_ROLES
 
 
-class Credentials(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """What a client needs to log in to NATS as one role."""
+class Credentials(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """What a client needs to log in to NATS as one role (an agent's also names its hive)."""
 
     user: str
     password: str
+    hive: str | None = None  # agent roles only: the hive the agent belongs to
 
 
 def check_role(role: str) -> str:
@@ -79,14 +80,60 @@ def read_credentials(path: Path) -> Credentials:
         raise ConfigError(f"NATS credentials {path} are not valid: {exc}") from exc
 
 
-def ensure_credentials(state_dir: Path, role: str) -> Credentials:
-    """The role's credentials, generated on first use."""
+def ensure_credentials(state_dir: Path, role: str, hive: str | None = None) -> Credentials:
+    """The role's credentials, generated on first use.
+
+    An agent's credentials record its hive. Asking for an agent of one hive whose
+    name already belongs to another hive on this server is refused (agent users
+    are per server); an agent file written before hives were recorded is
+    stamped with `hive` now.
+    """
     path = credentials_path(state_dir, role)
+    agent = role.startswith(AGENT_ROLE_PREFIX)
+    if hive is not None:
+        check_hive(hive)
     if path.exists():
-        return read_credentials(path)
-    creds = Credentials(user=role, password=secrets.token_urlsafe(32))
+        creds = read_credentials(path)
+        if agent and hive is not None:
+            if creds.hive is None:
+                creds = msgspec.structs.replace(creds, hive=hive)
+                write_atomic(path, msgspec.json.encode(creds), 0o600)
+            elif creds.hive != hive:
+                raise ConfigError(
+                    f"agent {role[len(AGENT_ROLE_PREFIX) :]!r} already belongs to hive "
+                    f"{creds.hive!r} on this server: pick another name for hive {hive!r}"
+                )
+        return creds
+    creds = Credentials(user=role, password=secrets.token_urlsafe(32), hive=hive if agent else None)
     write_atomic(path, msgspec.json.encode(creds), 0o600)
     return creds
+
+
+def protected_durables(agents: list[str] | tuple[str, ...]) -> list[str]:
+    """The durable consumers of the hive's services: no operator may touch them."""
+    return [subjects.PROJECTOR_DURABLE, *(subjects.inbox_durable(a) for a in agents)]
+
+
+def _consumer_denials(durables: list[str]) -> list[str]:
+    """The JetStream API subjects that would create, read from or delete `durables`."""
+    any_stream = subjects.ANY
+    out = [subjects.js_api("CONSUMER", "DURABLE", "CREATE", subjects.REST)]  # no durables at all
+    for d in durables:
+        out += [
+            subjects.js_api("CONSUMER", "CREATE", any_stream, d),
+            subjects.js_api("CONSUMER", "CREATE", any_stream, d, subjects.REST),
+            subjects.js_api("CONSUMER", "DELETE", any_stream, d),
+            subjects.js_api("CONSUMER", "MSG", "NEXT", any_stream, d),
+        ]
+    return out
+
+
+def agents_of(state_dir: Path) -> list[str]:
+    """Every agent with credentials in the state dir."""
+    prefix = len(AGENT_ROLE_PREFIX)
+    return sorted(
+        p.stem[prefix:] for p in credentials_dir(state_dir).glob(f"{AGENT_ROLE_PREFIX}*.json")
+    )
 
 
 def known_roles(state_dir: Path, agents: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -99,8 +146,14 @@ def known_roles(state_dir: Path, agents: list[str] | tuple[str, ...] = ()) -> li
     return roles
 
 
-def permissions(role: str, hive: str) -> dict[str, object]:
-    """The nats-server permissions block of one role."""
+def permissions(
+    role: str, hive: str, agents: list[str] | tuple[str, ...] = ()
+) -> dict[str, object]:
+    """The nats-server permissions block of one role.
+
+    `hive` is the hive an agent role acts in; `agents` (every agent on the
+    server) name the inbox durables the operator may not touch.
+    """
     check_role(role)
     if role == ADMIN:
         return {"publish": {"allow": [subjects.REST]}, "subscribe": {"allow": [subjects.REST]}}
@@ -124,7 +177,10 @@ def permissions(role: str, hive: str) -> dict[str, object]:
                     subjects.js_api("CONSUMER", "NAMES", subjects.ANY),
                     subjects.js_api("CONSUMER", "LIST", subjects.ANY),
                     subjects.js_fc_pattern(),
-                ]
+                ],
+                # Read through its own ephemeral consumers only: never create, read
+                # from or delete a service's durable (the projector's, an inbox).
+                "deny": _consumer_denials(protected_durables(agents)),
             },
             "subscribe": {
                 "allow": [
@@ -162,14 +218,23 @@ def permissions(role: str, hive: str) -> dict[str, object]:
 def render_auth_conf(state_dir: Path, hive: str, agents: list[str] | tuple[str, ...] = ()) -> str:
     """The `authorization { users = [...] }` block for every known role.
 
+    `agents` are added (with credentials for `hive`); agents already known keep
+    the hive their credentials name, so several hives share one server.
     nats-server's config format accepts JSON values, so each user is a JSON object.
     """
+    new = set(agents)
+    roles = known_roles(state_dir, agents)
+    every_agent = sorted({*agents_of(state_dir), *agents})
     users = []
-    for role in known_roles(state_dir, agents):
-        creds = ensure_credentials(state_dir, role)
-        users.append(
-            {"user": creds.user, "password": creds.password, "permissions": permissions(role, hive)}
-        )
+    for role in roles:
+        is_agent = role.startswith(AGENT_ROLE_PREFIX)
+        name = role[len(AGENT_ROLE_PREFIX) :] if is_agent else ""
+        creds = ensure_credentials(state_dir, role, hive if name in new else None)
+        if is_agent and creds.hive is None:  # written before hives were recorded
+            creds = ensure_credentials(state_dir, role, hive)
+        role_hive = creds.hive if is_agent and creds.hive else hive
+        perms = permissions(role, role_hive, every_agent)
+        users.append({"user": creds.user, "password": creds.password, "permissions": perms})
     body = ",\n".join("    " + json.dumps(u, sort_keys=True) for u in users)
     return (
         "# generated by hyperhive: do not edit\nauthorization {\n  users = [\n"

@@ -15,6 +15,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from hyperhive import events as ev
+from hyperhive.bus import subjects
 from hyperhive.bus.filters import EventFilter
 from hyperhive.bus.records import decode_message
 from hyperhive.errors import MalformedEvent
@@ -37,6 +38,8 @@ async def open_live_events(
     queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=queue_size)
 
     async def deliver(msg: Msg) -> None:
+        if subjects.is_js_ack(msg.reply or "") or (msg.headers and "Nats-Stream" in msg.headers):
+            return  # a stored event re-delivered by the server (a push consumer), not a publish
         if queue.full():
             queue.get_nowait()
         queue.put_nowait(msg)

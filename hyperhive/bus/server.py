@@ -162,13 +162,20 @@ class EmbeddedServer:
         write_atomic(self.paths.server_info, msgspec.json.encode(info))
 
     def _wait_ready(self, start_at: int, timeout: float) -> None:
+        """Wait for *this* child's ready line (its pid starts each of its log lines).
+
+        The log is shared with earlier (or, misconfigured, concurrent) servers of
+        the state dir: a line of another process never counts as ours.
+        """
         assert self.proc is not None
+        mine = f"[{self.proc.pid}] "
         deadline = time.monotonic() + timeout
         port = 0
         while time.monotonic() < deadline:
             with open(self.log_path, "rb") as f:
                 f.seek(start_at)
-                text = f.read().decode(errors="replace")
+                lines = f.read().decode(errors="replace").splitlines()
+            text = "\n".join(line for line in lines if line.startswith(mine))
             m = _LISTEN_RE.search(text)
             if m:
                 port = int(m.group(2))
@@ -244,12 +251,44 @@ def reload_running(state_dir: Path) -> bool:
     return True
 
 
-def ensure_not_running(state_dir: Path) -> None:
-    """Refuse to start a second embedded server on the same store."""
+ORPHAN_GRACE = 3.0  # a dying predecessor's server gets this long to exit on its own
+ORPHAN_WAIT = 15.0
+
+
+def clear_orphan_server(state_dir: Path) -> None:
+    """Make sure no embedded server of an earlier owner still runs on the store.
+
+    Call it holding the state dir's lock (`lockfile.hold`): a server still in
+    `server.json` then belongs to a predecessor that died (a SIGKILL'd `up`
+    whose server is shutting down on PR_SET_PDEATHSIG). It is given a moment
+    to exit, then asked to (SIGTERM); only one that outlives that is refused.
+    """
     try:
         info = read_server_info(state_dir)
     except NotConnected:
         return
-    raise ServerError(
-        f"an embedded nats-server already runs for {state_dir} (pid {info.pid}, {info.url})"
-    )
+    start = time.monotonic()
+    asked = False
+    while pid_alive(info.pid) and not _zombie(info.pid):
+        waited = time.monotonic() - start
+        if waited >= ORPHAN_WAIT:
+            raise ServerError(
+                f"an embedded nats-server of an earlier run still runs for {state_dir} "
+                f"(pid {info.pid}, {info.url}) and does not stop: kill it, then start again"
+            )
+        if waited >= ORPHAN_GRACE and not asked:
+            with contextlib.suppress(OSError):
+                os.kill(info.pid, signal.SIGTERM)
+            asked = True
+        time.sleep(0.05)
+    with contextlib.suppress(FileNotFoundError):
+        StateDir(state_dir).server_info.unlink()
+
+
+def _zombie(pid: int) -> bool:
+    """True if `pid` has exited but not been reaped (its parent is gone or slow)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False

@@ -237,6 +237,28 @@ def parse_command_subject(subject: str) -> ParsedCommand:
         raise InvalidSubject(f"not a c0re command subject: {show(subject)} ({exc})") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedHarnessCommand:
+    """What a harness command subject says: which hive, which agent's harness, which verb."""
+
+    hive: str
+    agent: str
+    verb: str
+
+
+def parse_harness_subject(subject: str) -> ParsedHarnessCommand:
+    """Parse `hive.<hive>.cmd.harness.<agent>.<verb>`; raise `InvalidSubject` otherwise."""
+    parts = subject.split(".")
+    if len(parts) != 6 or parts[0] != ROOT or parts[2:4] != ["cmd", "harness"]:
+        raise InvalidSubject(f"not a harness command subject: {show(subject)}")
+    try:
+        return ParsedHarnessCommand(
+            check_hive(parts[1]), check_agent(parts[4]), check_verb(parts[5])
+        )
+    except InvalidName as exc:
+        raise InvalidSubject(f"not a harness command subject: {show(subject)} ({exc})") from exc
+
+
 def hive_of_stream_subjects(name: str, captured: list[str]) -> str | None:
     """The hive a stream named `name` capturing `captured` belongs to, or None."""
     if not name.startswith(STREAM_PREFIX):

@@ -12,6 +12,7 @@ import logging
 import os
 import select
 import signal
+import sqlite3
 import stat
 import sys
 import threading
@@ -28,6 +29,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 COMMON_KEYS = ("nats_url", "hive", "state_dir", "config_path")
+
+log = logging.getLogger("hyperhive")
 
 
 def common_options(f: F) -> F:
@@ -102,7 +105,13 @@ def stdout_reader_gone() -> bool:
 
 
 def refusals(f: F) -> F:
-    """Map a `HyperhiveError` to exit 1 with its message on one line of stderr; Ctrl-C to 130."""
+    """Map a `HyperhiveError` to exit 1 with its message on one line of stderr; Ctrl-C to 130.
+
+    Whatever else escapes a command ends the same way, never as a traceback: an
+    sqlite or OS error as its message, anything else as an internal error (the
+    traceback is logged at debug level). Click's own exceptions (usage errors,
+    exit 2; `Abort`; `Exit`) pass through to click.
+    """
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -120,8 +129,35 @@ def refusals(f: F) -> F:
             fail(f"lost a pipe: {exc}")
         except KeyboardInterrupt:
             sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except sqlite3.Error as exc:
+            fail(f"event log: {exc}")
+        except OSError as exc:
+            fail(os_error_line(exc))
+        except Exception as exc:
+            internal_error(exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+def os_error_line(exc: OSError) -> str:
+    """`<filename>: <strerror>` (both names of a rename), or the message."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {what}" if names else what
+
+
+def internal_error(exc: Exception) -> None:
+    """A bug, not a refusal: one line (exit 1); the traceback at debug level."""
+    level = os.environ.get("HYPERHIVE_LOG_LEVEL", "")
+    if level.lower() == "debug" and not logging.getLogger().handlers:
+        setup_logging(level)  # a command that never set up logging: the hint must work
+    log.debug("internal error", exc_info=exc)
+    fail(
+        f"internal error: {type(exc).__name__}: {exc} "
+        "(run with HYPERHIVE_LOG_LEVEL=debug for the traceback)"
+    )
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

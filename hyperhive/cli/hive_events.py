@@ -33,6 +33,7 @@ from hyperhive.eventlog.replay import run_replay
 from hyperhive.eventlog.store import EventLog
 from hyperhive.eventlog.verify import run_verify
 from hyperhive.names import ALL_HIVES
+from hyperhive.statedir import StateDir
 from hyperhive.timefmt import parse_time
 
 DEFAULT_LINES = 10
@@ -229,6 +230,8 @@ def replay(output: str | None, **kw: Any) -> None:
     """
     cfg = resolve(kw)
     _one_hive(cfg, "replay")
+    if output is None:  # the log goes in the state dir: created once NATS answers
+        StateDir.at(cfg.state_dir).check()
     path = _log_path(cfg, output)
     with _progress() as bar:
         result = run(run_replay(cfg, path, bar))

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from hyperhive import __version__
+from hyperhive import __version__, lockfile
+from hyperhive.backoff import Backoff
 from hyperhive.bus import auth
-from hyperhive.bus.server import EmbeddedServer, ensure_not_running, reload_running
+from hyperhive.bus.server import EmbeddedServer, clear_orphan_server, reload_running
 from hyperhive.cli.common import common_options, refusals, resolve, run, setup_logging
 from hyperhive.config import HiveConfig
 from hyperhive.errors import ServerError
@@ -39,11 +42,48 @@ def _sibling(script: str) -> str:
 
 
 def _start_embedded(cfg: HiveConfig) -> EmbeddedServer:
+    """Start the state dir's server; call it holding the state dir's lock."""
     state = StateDir.at(cfg.state_dir).root
-    ensure_not_running(state)
+    clear_orphan_server(state)
     server = EmbeddedServer(state, cfg.hive, port=cfg.nats_port, agents=tuple(cfg.agents))
     server.start()
     return server
+
+
+SERVER_RESTARTS = 5  # in a row without a healthy minute between them, then `up` gives up
+HEALTHY_FOR = 60.0
+
+
+async def _keep_serving(server: EmbeddedServer) -> None:
+    """Restart the embedded server whenever it dies; give up (raise) if it keeps dying.
+
+    Clients reconnect on their own: the server comes back on the same port with
+    the same store.
+    """
+    backoff = Backoff(first=0.2, cap=5.0)
+    loop = asyncio.get_running_loop()
+    while True:
+        assert server.proc is not None
+        since = loop.time()
+        status = await wait_exit(server.proc)
+        if loop.time() - since >= HEALTHY_FOR:
+            backoff.reset()
+        why = f"nats-server {describe_status(status)}"
+        while True:
+            if backoff.attempts >= SERVER_RESTARTS:
+                raise ServerError(
+                    f"{why}, {SERVER_RESTARTS} restarts in a row failed; giving up "
+                    f"(see {server.log_path})"
+                )
+            delay = backoff.next_delay()
+            log.error("%s; restarting it in %.1fs (log: %s)", why, delay, server.log_path)
+            await asyncio.sleep(delay)
+            try:
+                server.start()  # from the main thread, so the child dies with us
+                break
+            except ServerError as exc:
+                why = f"nats-server did not come back ({exc})"
+        log.warning("nats-server is back at %s", server.url)
 
 
 @main.command()
@@ -54,9 +94,16 @@ def _start_embedded(cfg: HiveConfig) -> EmbeddedServer:
 def up(nats_port: int | None, dashboard_port: int | None, **kw: Any) -> None:
     """The whole hive on this machine: embedded nats-server (unless --nats), projector."""
     cfg = resolve(kw, nats_port=nats_port, dashboard_port=dashboard_port)
+    paths = StateDir.at(cfg.state_dir).ensure()
     setup_logging(cfg.log_level)
+    with lockfile.hold(paths.lock, "hyperhive up"):
+        _up(cfg, paths)
+    click.echo("hyperhive: stopped", err=True)
+
+
+def _up(cfg: HiveConfig, paths: StateDir) -> None:
+    """`up` holding the state dir's lock."""
     server = None if cfg.nats_url else _start_embedded(cfg)
-    paths = StateDir.at(cfg.state_dir)
     url = cfg.nats_url or (server.url if server else "")
 
     def banner() -> None:
@@ -73,12 +120,15 @@ def up(nats_port: int | None, dashboard_port: int | None, **kw: Any) -> None:
         )
         click.echo("  Ctrl-C stops everything.")
 
+    services: list[Callable[[], Awaitable[Any]]] = [lambda: run_projector(cfg)]
+    if server is not None:
+        embedded = server
+        services.append(lambda: _keep_serving(embedded))
     try:
-        run(run_until_signalled(lambda: run_projector(cfg), on_ready=banner))
+        run(run_until_signalled(*services, on_ready=banner))
     finally:
         if server is not None:
             server.stop()
-    click.echo("hyperhive: stopped", err=True)
 
 
 @main.command()
@@ -93,19 +143,21 @@ def up(nats_port: int | None, dashboard_port: int | None, **kw: Any) -> None:
 def nats(nats_port: int | None, **kw: Any) -> None:
     """The embedded nats-server alone, in the foreground, until Ctrl-C/SIGTERM."""
     cfg = resolve(kw, nats_port=nats_port)
+    paths = StateDir.at(cfg.state_dir).ensure()
     setup_logging(cfg.log_level)
-    server = _start_embedded(cfg)
+    with lockfile.hold(paths.lock, "hyperhive nats"):
+        server = _start_embedded(cfg)
 
-    def banner() -> None:
-        click.echo(
-            f"nats-server ready at {server.url} "
-            f"(store {server.paths.jetstream}, log {server.log_path})"
-        )
+        def banner() -> None:
+            click.echo(
+                f"nats-server ready at {server.url} "
+                f"(store {server.paths.jetstream}, log {server.log_path})"
+            )
 
-    try:
-        run(run_until_signalled(lambda: _watch(server), on_ready=banner))
-    finally:
-        server.stop()
+        try:
+            run(run_until_signalled(lambda: _watch(server), on_ready=banner))
+        finally:
+            server.stop()
 
 
 async def _watch(server: EmbeddedServer) -> None:
@@ -134,7 +186,7 @@ def projector(**kw: Any) -> None:
 def credentials(agents: tuple[str, ...], **kw: Any) -> None:
     """Generate missing NATS credentials and the server's auth.conf (idempotent)."""
     cfg = resolve(kw)
-    state = StateDir.at(cfg.state_dir).root
+    state = StateDir.at(cfg.state_dir).ensure().root
     path = auth.write_auth_conf(state, cfg.hive, (*cfg.agents, *agents))
     for role in auth.known_roles(state, agents):
         click.echo(f"{role}\t{auth.credentials_path(state, role)}")

@@ -32,9 +32,16 @@ def row_record(row: Row) -> Record:
     return rec
 
 
+SQLITE_MAX_INT = 2**63 - 1  # no row's seq is larger: a larger --from-seq reads nothing
+
+
 def log_start_seq(log: EventLog, since: datetime | None, from_seq: int | None) -> int:
-    """The first log sequence to read: `from_seq`, or the first row stamped at/after `since`."""
-    start = max(from_seq or 1, 1)
+    """The first log sequence to read: `from_seq`, or the first row stamped at/after `since`.
+
+    Clamped to sqlite's largest integer, so a `from_seq` past every row (even past
+    what sqlite can hold) reads nothing, as `tail --from-seq` does on the stream.
+    """
+    start = min(max(from_seq or 1, 1), SQLITE_MAX_INT)
     if since is not None:
         row = log.conn.execute(
             "SELECT min(seq) FROM events WHERE ts >= ?", (storage_ts(since),)

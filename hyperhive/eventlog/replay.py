@@ -1,6 +1,6 @@
 """Rebuilding an event log from the stream (`hive-events replay`): resumable, idempotent.
 
-`run_replay` is the use case (connect, open the log, write through a worker
+`run_replay` is the use case (connect, then open the log, write through a worker
 process); `replay_stream` is the loop, on a connection and a log you hold.
 """
 
@@ -99,12 +99,17 @@ def _errors_after(log: EventLog, seq: int) -> int:
 async def run_replay(
     cfg: HiveConfig, path: Path, progress: Callable[[int, int], Any] | None = None
 ) -> ReplayResult:
-    """Replay `cfg.hive`'s stream into the log at `path`; `progress(covered, total)` per batch."""
-    log = await asyncio.to_thread(EventLog, path, cfg.hive)
-    sink = ProcessSink(path, cfg.hive)  # decode, hash and sqlite on the other core
-    try:
-        async with open_reader(cfg, "replay") as nc:
-            return await replay_stream(nc, log, on_batch=progress, sink=sink)
-    finally:
-        await sink.aclose()
-        await asyncio.to_thread(log.close)
+    """Replay `cfg.hive`'s stream into the log at `path`; `progress(covered, total)` per batch.
+
+    Connects first: a replay that can't reach NATS creates no log file (nor its dir).
+    """
+    async with open_reader(cfg, "replay") as nc:
+        log = await asyncio.to_thread(EventLog, path, cfg.hive)
+        try:
+            sink = ProcessSink(path, cfg.hive)  # decode, hash and sqlite on the other core
+            try:
+                return await replay_stream(nc, log, on_batch=progress, sink=sink)
+            finally:
+                await sink.aclose()
+        finally:
+            await asyncio.to_thread(log.close)

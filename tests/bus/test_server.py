@@ -14,7 +14,7 @@ from nats.aio.client import Client
 
 from hyperhive.bus import auth, subjects
 from hyperhive.bus.connect import connect, resolve_endpoint
-from hyperhive.bus.server import EmbeddedServer, ServerInfo, ensure_not_running, read_server_info
+from hyperhive.bus.server import EmbeddedServer, ServerInfo, clear_orphan_server, read_server_info
 from hyperhive.config import HiveConfig
 from hyperhive.errors import NotConnected, ServerError
 from tests.helpers import publish_many, stream_count, turn_events, wait_until
@@ -104,13 +104,21 @@ async def test_clients_reconnect_to_a_restarted_server_on_the_same_port(
     assert await stream_count(nc.jetstream(), hive) == 1
 
 
-def test_second_server_on_the_same_state_dir_is_refused(own_server: EmbeddedServer) -> None:
-    ensure_not_running(own_server.state_dir)  # nothing runs yet: no refusal
+def test_a_predecessors_server_that_lingers_is_stopped_before_a_new_start(
+    own_server: EmbeddedServer,
+) -> None:
+    # Holding the state dir's lock, a server still in server.json is an orphan
+    # of a dead predecessor: it is given a moment, then asked to stop.
+    clear_orphan_server(own_server.state_dir)  # nothing runs yet: nothing to do
     own_server.start()
     assert own_server.proc is not None
+    orphan = own_server.proc
 
-    with pytest.raises(ServerError, match=rf"already runs .*pid {own_server.proc.pid}"):
-        ensure_not_running(own_server.state_dir)
+    clear_orphan_server(own_server.state_dir)
+
+    assert orphan.wait(timeout=10) is not None
+    assert not (own_server.dir / "server.json").exists()
+    own_server.start()
     with pytest.raises(ServerError, match="already running"):
         own_server.start()
 
@@ -125,7 +133,7 @@ def test_a_server_killed_by_someone_else_no_longer_blocks_a_new_one(
     proc.wait()
 
     assert (own_server.dir / "server.json").exists()  # stale file left behind
-    ensure_not_running(own_server.state_dir)
+    clear_orphan_server(own_server.state_dir)
     with pytest.raises(NotConnected, match="not running"):
         read_server_info(own_server.state_dir)
 

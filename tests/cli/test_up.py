@@ -8,7 +8,6 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,35 +17,11 @@ import pytest
 from hyperhive import names
 from hyperhive.bus.connect import connect, resolve_endpoint
 from hyperhive.config import HiveConfig
-
-BIN = Path(sys.executable).parent
+from tests.helpers import BIN
+from tests.helpers import state_env as _env
+from tests.helpers import wait_for_line as _wait_for_line
 
 pytestmark = pytest.mark.nats
-
-
-def _env(state: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERHIVE_")}
-    env.update(HYPERHIVE_STATE_DIR=str(state), HYPERHIVE_CONFIG=os.devnull, NO_COLOR="1")
-    return env
-
-
-def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
-    """Read the child's stdout until a line contains `needle` (or fail with what it said)."""
-    assert proc.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    os.set_blocking(proc.stdout.fileno(), False)
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line:
-            seen.append(line.rstrip("\n"))
-            if needle in line:
-                return seen
-            continue
-        if proc.poll() is not None:
-            break
-        time.sleep(0.02)  # sleep-ok: polling a pipe inside a deadline
-    pytest.fail(f"never saw {needle!r}; output so far:\n" + "\n".join(seen))
 
 
 @pytest.fixture
