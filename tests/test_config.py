@@ -15,6 +15,7 @@ from hyperhive.config import (
     HiveConfig,
     StreamConfig,
     load_config,
+    validate,
 )
 from hyperhive.errors import ConfigError
 
@@ -291,3 +292,21 @@ def test_config_structs_refuse_unknown_fields() -> None:
     for cls in (HiveConfig, StreamConfig, AgentConfig):
         with pytest.raises(msgspec.ValidationError, match="surprise"):
             msgspec.toml.decode(b"surprise = 1\n", type=cls)
+
+
+@pytest.mark.parametrize(
+    ("stream", "what"),
+    [
+        ({"max_bytes": -7}, "stream.max_bytes"),
+        ({"max_bytes": 0}, "stream.max_bytes"),
+        ({"max_msg_size": -5}, "stream.max_msg_size"),
+        ({"max_msg_size": 10 * 1024 * 1024}, "stream.max_msg_size"),
+    ],
+)
+def test_stream_limits_that_cannot_work_are_refused(stream: dict[str, int], what: str) -> None:
+    with pytest.raises(ConfigError, match=what):
+        validate(HiveConfig(stream=StreamConfig(**stream)))
+
+
+def test_unlimited_stream_bytes_are_allowed() -> None:
+    validate(HiveConfig(stream=StreamConfig(max_bytes=-1)))
