@@ -27,10 +27,14 @@ KnownEvent: TypeAlias = (
     | agent.AgentStatusSet
     | agent.AgentKicked
     | agent.ModelChanged
+    | agent.AgentActionStarted
+    | agent.AgentActionFailed
+    | agent.AgentNeedsLogin
     | turn.TurnStarted
     | turn.TurnFinished
     | turn.TurnFailed
     | turn.TurnCancelled
+    | turn.TurnStep
     | messaging.MessageSent
     | messaging.RecvWaiting
     | messaging.RecvDelivered

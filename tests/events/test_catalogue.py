@@ -132,6 +132,8 @@ def test_event_to_dict_has_stable_wire_field_names() -> None:
         "from",
         "to",
         "body",
+        "system_kind",
+        "ref",
     }
     assert (d["kind"], d["from"], d["to"], d["body"]) == ("message.sent", "alice", "bob", "hi")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
@@ -79,6 +79,35 @@ class AgentKicked(Event, frozen=True, kw_only=True, tag="agent.kicked"):
     reason: Text | None = None
 
     summary_fields: ClassVar[tuple[str, ...]] = ("by", "reason")
+
+
+AgentAction = Literal["spawn", "start", "stop", "restart", "rebuild", "destroy"]
+
+
+class AgentActionStarted(Event, frozen=True, kw_only=True, tag="agent.action_started"):
+    """c0re began a lifecycle action on an agent (start, stop, rebuild, ...); it is in flight."""
+
+    action: AgentAction
+    by: str
+
+    summary_fields: ClassVar[tuple[str, ...]] = ("action", "by")
+
+
+class AgentActionFailed(Event, frozen=True, kw_only=True, tag="agent.action_failed"):
+    """A lifecycle action on an agent failed; the agent stays as it was."""
+
+    action: AgentAction
+    error: Excerpt
+
+    summary_fields: ClassVar[tuple[str, ...]] = ("action", "error")
+
+
+class AgentNeedsLogin(Event, frozen=True, kw_only=True, tag="agent.needs_login"):
+    """The agent's Claude credentials are missing or expired: it takes no turns until login."""
+
+    reason: Line = ""
+
+    summary_fields: ClassVar[tuple[str, ...]] = ("reason",)
 
 
 class ModelChanged(Event, frozen=True, kw_only=True, tag="model.changed"):

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
-from hyperhive.events.envelope import Event, Text
+from hyperhive.events.envelope import Event, Line, Text
 
 MAX_WAIT_SECONDS = 180
 
@@ -18,6 +18,9 @@ def clamp_wait(seconds: float) -> int:
     return int(max(0, min(MAX_WAIT_SECONDS, seconds)))
 
 
+SystemKind = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+
+
 class MessageSent(Event, frozen=True, kw_only=True, tag="message.sent"):
     """A message was put in an agent's inbox (published on `hive.<hive>.inbox.<to>`)."""
 
@@ -25,6 +28,10 @@ class MessageSent(Event, frozen=True, kw_only=True, tag="message.sent"):
     from_: str = msgspec.field(name="from")
     to: str
     body: Text
+    # Set on system messages (`from` = `_system`): kick, operator_answered,
+    # approval_resolved, container_crash, ...; `ref` names what it is about.
+    system_kind: SystemKind | None = None
+    ref: Line | None = None
 
     summary_fields: ClassVar[tuple[str, ...]] = ("from_", "to", "body")
 

@@ -21,6 +21,7 @@ class QuestionAsked(Event, frozen=True, kw_only=True, tag="question.asked"):
     question_id: str
     question: Text
     options: list[Line] = []
+    multi: bool = False  # the options may be picked together (the answer joins them with ", ")
     ttl_seconds: Ttl
     expires_at: datetime
 

@@ -61,3 +61,18 @@ class TurnCancelled(Event, frozen=True, kw_only=True, tag="turn.cancelled"):
     reason: str | None = None
 
     summary_fields: ClassVar[tuple[str, ...]] = ("turn_id", "by")
+
+
+StepKind = Literal["text", "tool_use", "tool_result"]
+
+
+class TurnStep(Event, frozen=True, kw_only=True, tag="turn.step"):
+    """One step of a running turn (assistant text, a tool call, a tool result): the live terminal."""
+
+    turn_id: str
+    step: StepKind
+    tool: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    excerpt: Excerpt = ""
+    truncated: bool = False
+
+    summary_fields: ClassVar[tuple[str, ...]] = ("turn_id", "step", "tool", "excerpt")
