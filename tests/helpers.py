@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ def turn_events(hive: str, count: int, agents: Iterable[str] = ("alice", "bob"))
 
 
 async def publish_many(
-    js: JetStreamContext, events: list[Event], window: int = 64
+    js: JetStreamContext, events: Sequence[Event], window: int = 64
 ) -> list[Published]:
     """Publish `events` with up to `window` acks outstanding; every one must land."""
     out: list[Published] = []

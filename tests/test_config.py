@@ -304,8 +304,9 @@ def test_config_structs_refuse_unknown_fields() -> None:
     ],
 )
 def test_stream_limits_that_cannot_work_are_refused(stream: dict[str, int], what: str) -> None:
+    limits = msgspec.structs.replace(StreamConfig(), **stream)
     with pytest.raises(ConfigError, match=what):
-        validate(HiveConfig(stream=StreamConfig(**stream)))
+        validate(HiveConfig(stream=limits))
 
 
 def test_unlimited_stream_bytes_are_allowed() -> None:

@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import nats.errors
 from nats.aio.client import Client
@@ -59,6 +59,9 @@ def ack_info(msg: Msg) -> subjects.AckInfo:
     )
 
 
+LAST_START_TIME = datetime(2262, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class StartAt:
     """Where a read begins: a stream sequence, a time, the live end, or the start."""
@@ -68,7 +71,9 @@ class StartAt:
     new_only: bool = False
 
     def apply(self, cfg: js_api.ConsumerConfig) -> None:
-        if self.new_only:
+        if self.new_only or (self.time is not None and self.time >= LAST_START_TIME):
+            # JetStream counts start times in int64 nanoseconds: a time past 2262
+            # would wrap around to the distant past. Nothing is stored after it.
             cfg.deliver_policy = js_api.DeliverPolicy.NEW
         elif self.seq is not None and self.seq > 1:
             cfg.deliver_policy = js_api.DeliverPolicy.BY_START_SEQUENCE

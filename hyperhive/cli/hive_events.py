@@ -344,6 +344,15 @@ def export(
 def _export_to_file(
     log: EventLog, flt: EventFilter, target: Path, since: datetime | None, from_seq: int | None
 ) -> int:
+    """A regular file is written whole or not at all; a device or a pipe is written to."""
+    if target.exists() and not target.is_file():  # /dev/stdout, a fifo: nothing to replace
+        try:
+            with open(target, "w", encoding="utf-8") as f:
+                n = run_export(log, flt, f, since, from_seq)
+                render.flush(f)
+        except OSError as exc:
+            raise OutputFailed(f"cannot write {target}: {exc.strerror or exc}") from None
+        return n
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import msgspec
@@ -128,3 +129,29 @@ async def test_json_output_keeps_fields_this_build_does_not_know(
     assert row["multi"] is True
     assert row["later_field"] == {"nested": [1, 2]}
     assert {k: row[k] for k in newer} == newer
+
+
+def still_a_device(path: str) -> bool:
+    return stat.S_ISCHR(os.stat(path).st_mode)
+
+
+async def test_export_writes_through_to_a_device_instead_of_replacing_it(
+    cfg: HiveConfig, nc: Client, tmp_path: Path
+) -> None:
+    js, h = nc.jetstream(), cfg.hive
+    await publish_raw(js, h, f"hive.{h}.evt.alice.turn.started", encode_event(started(h)))
+    path = tmp_path / "log.sqlite"
+    await replay(cfg, path)
+    link = tmp_path / "to-null"
+    link.symlink_to(os.devnull)
+    result = await cli(cfg, "export", "--log", str(path), "--output", str(link))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert still_a_device(os.devnull)
+
+
+async def test_tail_since_a_time_past_any_event_prints_nothing(cfg: HiveConfig, nc: Client) -> None:
+    js, h = nc.jetstream(), cfg.hive
+    await publish_raw(js, h, f"hive.{h}.evt.alice.turn.started", encode_event(started(h)))
+    for since in ("2099-01-01T00:00:00Z", "2300-01-01T00:00:00Z", "9999-12-31T00:00:00Z"):
+        assert ok_lines(await cli(cfg, "tail", "--since", since)) == [], since
