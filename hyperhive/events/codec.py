@@ -12,6 +12,7 @@ else. Decoding is deterministic: the same bytes give the same event every time.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -30,6 +31,33 @@ from hyperhive.events.envelope import (
 from hyperhive.events.registry import KINDS, KnownEvent
 
 MAX_EVENT_BYTES = 256 * 1024
+MAX_NESTING = 64  # arrays and objects inside each other: events need a handful
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
+_BRACKETS = re.compile(rb"[\[\]{}]")
+_NOT_BRACKETS = re.compile(rb"[^\[\]{}]+")
+_OPEN_RUN = re.compile(rb"[\[{]{%d}" % (MAX_NESTING + 1))
+
+
+def too_deep(data: bytes, limit: int = MAX_NESTING) -> bool:
+    """True if `data` nests arrays/objects more than `limit` deep (strings ignored).
+
+    Decided by the bytes alone, never by how deep the caller's stack happens to
+    be (Python's recursion limit), so every reader judges a message the same.
+    Cheap for ordinary events (a count of brackets); an exact check, in C-speed
+    regex passes, only for the rare message with many brackets.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    text = _NOT_BRACKETS.sub(b"", _STRING.sub(b"", data))
+    if limit == MAX_NESTING and _OPEN_RUN.search(text):  # the usual shape: [[[[...]]]]
+        return True
+    for _ in range(limit):
+        text, n = _INNERMOST.subn(b"", text)
+        if not n:
+            break
+    return _BRACKETS.search(text) is not None
 
 _decoder = msgspec.json.Decoder(KnownEvent)
 _envelope_decoder = msgspec.json.Decoder(Envelope)
@@ -53,6 +81,8 @@ def decode_event(data: bytes | str) -> AnyEvent:
         data = data.encode()
     if len(data) > MAX_EVENT_BYTES:
         raise MalformedEvent(f"event is {len(data)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
+    if too_deep(data):
+        raise MalformedEvent(f"event is nested too deeply to decode (over {MAX_NESTING} levels)")
     decoding.active = True
     try:
         event: Event = _decoder.decode(data)

@@ -123,7 +123,7 @@ def kind_of(cls: type) -> str:
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     """The envelope alone, leniently: what every event has, known kind or not."""
 
-    id: str
+    id: Annotated[str, msgspec.Meta(min_length=1)]
     ts: datetime
     hive: str
     kind: str
