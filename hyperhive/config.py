@@ -8,6 +8,7 @@ are all checked against it by tests, so none of them can drift.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ class StreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 class AgentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One agent of the hive as `hive.toml` declares it (`[agents.<name>]`)."""
 
+    backend: str | None = None  # process | nixos-container; unset: the hive's `backend`
     model: str | None = None
     packages: list[str] = []
     extra_config: str = ""
@@ -50,6 +52,11 @@ class HiveConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     dashboard_address: str = "127.0.0.1"
     log_level: str = "info"
     git: str = "git"
+    backend: str = "process"
+    harness_command: tuple[str, ...] = ("hyperhive", "harness", "--agent", "{agent}")
+    default_model: str = "sonnet"
+    restart_crashed: bool = False
+    restart_max: int = 5
     stream: StreamConfig = StreamConfig()
     agents: dict[str, AgentConfig] = {}
 
@@ -110,13 +117,47 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "The git binary c0re uses (absolute path on NixOS, where the service PATH is small).",
     ),
+    Setting(
+        "backend",
+        "HYPERHIVE_BACKEND",
+        None,
+        "Where agents run: `process` (a local child of c0re, any Linux) or `nixos-container`.",
+    ),
+    Setting(
+        "harness_command",
+        "HYPERHIVE_HARNESS_COMMAND",
+        None,
+        "The process backend's command for one agent (`{agent}` is replaced by its name; "
+        "a bare `hyperhive` means the one c0re runs from). In the environment: shell words.",
+    ),
+    Setting(
+        "default_model",
+        "HYPERHIVE_DEFAULT_MODEL",
+        None,
+        "The model of an agent that names none (`hivectl model` changes one agent's).",
+    ),
+    Setting(
+        "restart_crashed",
+        "HYPERHIVE_RESTART_CRASHED",
+        None,
+        "Restart an agent that crashed, with backoff (`true`/`false`; default: no, as the "
+        "original).",
+    ),
+    Setting(
+        "restart_max",
+        "HYPERHIVE_RESTART_MAX",
+        None,
+        "How many crash restarts in a row before c0re leaves the agent crashed.",
+    ),
 )
 CONFIG_ENV = "HYPERHIVE_CONFIG"
 ENV_VARS = (*(s.env for s in SETTINGS), CONFIG_ENV)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_PAYLOAD = 1024 * 1024  # the embedded server's max_payload: no event can be larger
 
-_INT_KEYS = {"nats_port", "dashboard_port"}
+_INT_KEYS = {"nats_port", "dashboard_port", "restart_max"}
+_BOOL_KEYS = {"restart_crashed"}
+_WORDS_KEYS = {"harness_command"}
 
 
 def default_config_paths(env: Mapping[str, str]) -> list[Path]:
@@ -181,6 +222,18 @@ def load_config(
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
+    if key in _BOOL_KEYS and isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: {value!r} is not true or false")
+    if key in _WORDS_KEYS and isinstance(value, str):
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     if key in _INT_KEYS and not isinstance(value, int):
         try:
             return int(value)
@@ -219,6 +272,18 @@ def validate(cfg: HiveConfig) -> None:
         raise ConfigError(f"stream.duplicate_window: {exc}") from exc
     if not 1 <= window <= 86400:
         raise ConfigError("stream.duplicate_window: must be between 1s and 1d")
+    backends = ("process", "nixos-container")
+    if cfg.backend not in backends:
+        raise ConfigError(f"backend: {cfg.backend!r} is not one of {', '.join(backends)}")
+    for name, agent in cfg.agents.items():
+        if agent.backend is not None and agent.backend not in backends:
+            raise ConfigError(
+                f"agents.{name}.backend: {agent.backend!r} is not one of {', '.join(backends)}"
+            )
+    if not cfg.harness_command or not all(isinstance(a, str) and a for a in cfg.harness_command):
+        raise ConfigError("harness_command: must be a non-empty list of arguments")
+    if not 0 <= cfg.restart_max <= 100:
+        raise ConfigError("restart_max: must be between 0 and 100")
     if cfg.stream.max_bytes != -1 and cfg.stream.max_bytes < 1024 * 1024:
         raise ConfigError("stream.max_bytes: must be -1 (unlimited) or at least 1 MiB")
     if not 1024 <= cfg.stream.max_msg_size <= MAX_PAYLOAD:

@@ -180,6 +180,9 @@ rec {
       dashboardAddress,
       logLevel,
       git,
+      defaultModel ? "sonnet",
+      restartCrashed ? false,
+      restartMax ? 5,
     }:
     {
       HYPERHIVE_HIVE = hive;
@@ -191,6 +194,10 @@ rec {
       HYPERHIVE_DASHBOARD_ADDRESS = dashboardAddress;
       HYPERHIVE_LOG_LEVEL = logLevel;
       HYPERHIVE_GIT = git;
+      HYPERHIVE_BACKEND = "nixos-container";
+      HYPERHIVE_DEFAULT_MODEL = defaultModel;
+      HYPERHIVE_RESTART_CRASHED = if restartCrashed then "True" else "False";
+      HYPERHIVE_RESTART_MAX = toString restartMax;
     };
 
   # The harness's environment inside the container. Hive name, NATS URL and log
@@ -220,6 +227,9 @@ rec {
       git,
       stream,
       agents,
+      defaultModel ? "sonnet",
+      restartCrashed ? false,
+      restartMax ? 5,
     }:
     {
       inherit hive;
@@ -233,6 +243,17 @@ rec {
       dashboard_address = dashboardAddress;
       log_level = logLevel;
       inherit git;
+      # Agents run in nixos-containers here; the process backend's command is unused.
+      backend = "nixos-container";
+      harness_command = [
+        "hyperhive"
+        "harness"
+        "--agent"
+        "{agent}"
+      ];
+      default_model = defaultModel;
+      restart_crashed = restartCrashed;
+      restart_max = restartMax;
       stream = {
         max_bytes = stream.maxBytes;
         max_age = stream.maxAge;
@@ -244,6 +265,7 @@ rec {
         _: a:
         (if a.model == null then { } else { inherit (a) model; })
         // {
+          backend = "nixos-container";
           inherit (a) packages;
           extra_config = a.extraConfig;
         }

@@ -67,6 +67,9 @@ let
         dashboardAddress
         logLevel
         stream
+        defaultModel
+        restartCrashed
+        restartMax
         ;
     }
   );
@@ -76,7 +79,15 @@ let
     hlib.serviceEnvironment {
       hive = cfg.hiveName;
       inherit natsUrl git;
-      inherit (cfg) stateDir dashboardPort dashboardAddress logLevel;
+      inherit (cfg)
+        stateDir
+        dashboardPort
+        dashboardAddress
+        logLevel
+        defaultModel
+        restartCrashed
+        restartMax
+        ;
       configFile = "${hiveToml}";
       credentials = hlib.credentialsFile cfg.stateDir role;
     };
@@ -227,6 +238,24 @@ in
       ];
       default = "info";
       description = "Log level of every hyperhive service.";
+    };
+
+    defaultModel = mkOption {
+      type = types.str;
+      default = "sonnet";
+      description = "Model of an agent that names none (hive.toml `default_model`).";
+    };
+
+    restartCrashed = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Restart a crashed agent with backoff (hive.toml `restart_crashed`).";
+    };
+
+    restartMax = mkOption {
+      type = types.int;
+      default = 5;
+      description = "Crash restarts in a row before an agent is left crashed (hive.toml `restart_max`).";
     };
 
     stream = {

@@ -86,11 +86,22 @@ def test_every_setting_is_read_from_its_env_var(workdir: Path, env: dict[str, st
         "dashboard_address": "0.0.0.0",
         "log_level": "warning",
         "git": "/usr/bin/git",
+        "backend": "nixos-container",
+        "harness_command": "my-harness --name '{agent}' -v",
+        "default_model": "opus",
+        "restart_crashed": "True",
+        "restart_max": "7",
+    }
+    parsed: dict[str, object] = {
+        "harness_command": ("my-harness", "--name", "{agent}", "-v"),
+        "restart_crashed": True,
     }
     assert set(values) == {s.key for s in SETTINGS}
     cfg = load_config(env=env | {s.env: values[s.key] for s in SETTINGS})
     for s in SETTINGS:
-        assert str(getattr(cfg, s.key)) == values[s.key], s.env
+        expected = parsed.get(s.key, values[s.key])
+        got = getattr(cfg, s.key)
+        assert (got if s.key in parsed else str(got)) == expected, s.env
 
 
 def test_ports_from_env_and_flags_become_numbers(workdir: Path, env: dict[str, str]) -> None:

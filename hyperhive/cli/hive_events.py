@@ -26,6 +26,7 @@ from hyperhive.bus.filters import EventFilter
 from hyperhive.cli import render
 from hyperhive.cli.common import F, common_options, fail, refusals, resolve, run
 from hyperhive.config import HiveConfig
+from hyperhive.core.projection import PROJECTIONS
 from hyperhive.errors import ConfigError, OutputFailed
 from hyperhive.eventlog import query
 from hyperhive.eventlog.projector import DURABLE, eventlog_path
@@ -223,7 +224,7 @@ def tail(
 )
 @refusals
 def replay(output: str | None, **kw: Any) -> None:
-    """Rebuild the event log from the stream, from the log's own position on.
+    """Rebuild the event log and c0re's state tables from the stream, from the log's position on.
 
     Resumable and idempotent: run it again and it appends only what is new.
     Replaying into two fresh files gives identical tables.
@@ -234,7 +235,7 @@ def replay(output: str | None, **kw: Any) -> None:
         StateDir.at(cfg.state_dir).check()
     path = _log_path(cfg, output)
     with _progress() as bar:
-        result = run(run_replay(cfg, path, bar))
+        result = run(run_replay(cfg, path, bar, projections=PROJECTIONS))
     first = result.start_position + 1
     wrote = result.written > 0 and result.position >= first
     span = f"seq {first}..{result.position}" if wrote else "nothing new"

@@ -18,6 +18,7 @@ from hyperhive.bus import auth
 from hyperhive.bus.server import EmbeddedServer, clear_orphan_server, reload_running
 from hyperhive.cli.common import common_options, refusals, resolve, run, setup_logging
 from hyperhive.config import HiveConfig
+from hyperhive.core.projection import PROJECTIONS
 from hyperhive.errors import ServerError
 from hyperhive.eventlog.projector import run_projector
 from hyperhive.procs import describe_status, wait_exit
@@ -120,7 +121,7 @@ def _up(cfg: HiveConfig, paths: StateDir) -> None:
         )
         click.echo("  Ctrl-C stops everything.")
 
-    services: list[Callable[[], Awaitable[Any]]] = [lambda: run_projector(cfg)]
+    services: list[Callable[[], Awaitable[Any]]] = [lambda: run_projector(cfg, projections=PROJECTIONS)]
     if server is not None:
         embedded = server
         services.append(lambda: _keep_serving(embedded))
@@ -174,7 +175,7 @@ def projector(**kw: Any) -> None:
     """Project the hive's stream into <state>/events.sqlite, forever."""
     cfg = resolve(kw)
     setup_logging(cfg.log_level)
-    run(run_until_signalled(lambda: run_projector(cfg)))
+    run(run_until_signalled(lambda: run_projector(cfg, projections=PROJECTIONS)))
 
 
 @main.command()

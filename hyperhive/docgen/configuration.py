@@ -31,6 +31,8 @@ STREAM_MEANINGS: dict[str, str] = {
 }
 
 AGENT_MEANINGS: dict[str, str] = {
+    "backend": "Where this agent runs (`process` or `nixos-container`); unset: the hive's "
+    "`backend`.",
     "model": "The model the agent starts with (`hivectl model` changes it later); "
     "unset: the default.",
     "packages": "Extra packages (nixpkgs attribute names) in the agent's container.",

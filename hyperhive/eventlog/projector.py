@@ -100,10 +100,13 @@ async def project(
             await sink.aclose()
 
 
-async def run_projector(cfg: HiveConfig, path: Path | None = None) -> None:
+async def run_projector(
+    cfg: HiveConfig, path: Path | None = None, projections: tuple[str, ...] = ()
+) -> None:
     """Run the projector until cancelled: no failure stops it, none goes unsaid.
 
-    The log is written by a worker process (`ProcessSink`), replaced if it dies.
+    The log is written by a worker process (`ProcessSink`), replaced if it dies;
+    `projections` (import paths) are kept in the same transactions as the rows.
     Anything that goes wrong — NATS away, the disk full or read-only, the log
     unusable, a bug — is one log line, then a backoff, then another try from the
     log's own position; the rest of the hive stays up meanwhile. Only a log that
@@ -112,7 +115,7 @@ async def run_projector(cfg: HiveConfig, path: Path | None = None) -> None:
     path = path or eventlog_path(cfg)
     backoff = Backoff(RETRY_FIRST, RETRY_MAX)
     await _open_checked(cfg, path, backoff)
-    sink = ProcessSink(path, cfg.hive)
+    sink = ProcessSink(path, cfg.hive, projections)
 
     def healthy(_written: int, _position: int) -> None:
         backoff.reset()
@@ -125,7 +128,7 @@ async def run_projector(cfg: HiveConfig, path: Path | None = None) -> None:
             except BrokenProcessPool:
                 log.warning("projector: the log writer process died; starting a new one")
                 await sink.aclose()
-                sink = ProcessSink(path, cfg.hive)
+                sink = ProcessSink(path, cfg.hive, projections)
             except (HyperhiveError, nats.errors.Error, OSError, TimeoutError) as exc:
                 delay = backoff.next_delay()
                 log.warning("projector: %s; resuming in %.1fs", exc, delay)

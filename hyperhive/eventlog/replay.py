@@ -97,7 +97,10 @@ def _errors_after(log: EventLog, seq: int) -> int:
 
 
 async def run_replay(
-    cfg: HiveConfig, path: Path, progress: Callable[[int, int], Any] | None = None
+    cfg: HiveConfig,
+    path: Path,
+    progress: Callable[[int, int], Any] | None = None,
+    projections: tuple[str, ...] = (),
 ) -> ReplayResult:
     """Replay `cfg.hive`'s stream into the log at `path`; `progress(covered, total)` per batch.
 
@@ -106,7 +109,8 @@ async def run_replay(
     async with open_reader(cfg, "replay") as nc:
         log = await asyncio.to_thread(EventLog, path, cfg.hive)
         try:
-            sink = ProcessSink(path, cfg.hive)  # decode, hash and sqlite on the other core
+            # Decode, hash, fold the projections and write sqlite on the other core.
+            sink = ProcessSink(path, cfg.hive, projections)
             try:
                 return await replay_stream(nc, log, on_batch=progress, sink=sink)
             finally:

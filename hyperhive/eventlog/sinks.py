@@ -19,6 +19,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
+from hyperhive.eventlog.projections import build
 from hyperhive.eventlog.store import EventLog, StreamMessage
 from hyperhive.procs import die_with_parent
 
@@ -122,13 +123,13 @@ class ThreadSink:
 _worker_log: EventLog | None = None
 
 
-def _worker_open(path: str, hive: str) -> None:
+def _worker_open(path: str, hive: str, projections: tuple[str, ...]) -> None:
     global _worker_log
     die_with_parent()  # a SIGKILL'd projector must not leave its writer behind
     # Ctrl-C reaches the whole process group: the parent stops the writer, in order,
     # after its last batch; the writer itself ignores the key.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_log = EventLog(Path(path), hive)
+    _worker_log = EventLog(Path(path), hive, projections=[build(p) for p in projections])
 
 
 def _worker_position() -> int:
@@ -142,16 +143,20 @@ def _worker_append(batch: list[StreamMessage], first_available: int | None) -> i
 
 
 class ProcessSink:
-    """An event log written by a worker process (spawned, so nothing is inherited)."""
+    """An event log written by a worker process (spawned, so nothing is inherited).
 
-    def __init__(self, path: Path, hive: str) -> None:
+    `projections` are import paths (`module:factory`): the worker builds them,
+    and keeps their tables in the same transactions as the rows.
+    """
+
+    def __init__(self, path: Path, hive: str, projections: tuple[str, ...] = ()) -> None:
         self.path = path
         self.hive = hive
         self._executor = ProcessPoolExecutor(
             1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_open,
-            initargs=(str(path), hive),
+            initargs=(str(path), hive, projections),
         )
 
     async def position(self) -> int:

@@ -19,13 +19,15 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from hyperhive.bus import subjects
 from hyperhive.bus.records import decode_message
 from hyperhive.errors import EventLogError, HyperhiveError, MalformedEvent, WrongHive
+from hyperhive.eventlog.projections import Projection
+from hyperhive.events import AnyEvent
 from hyperhive.names import check_hive
 from hyperhive.timefmt import storage_ts
 
@@ -87,6 +89,11 @@ def to_row(msg: StreamMessage, hive: str, prev: bytes) -> Row:
     Never raises for what a message holds: whatever a producer put on the wire
     is stored, with the reason it is not a valid event.
     """
+    return decode_row(msg, hive, prev)[0]
+
+
+def decode_row(msg: StreamMessage, hive: str, prev: bytes) -> tuple[Row, AnyEvent | None]:
+    """`to_row`, and the decoded event (None for a bad message)."""
     hash_ = chain_hash(prev, msg.seq, msg.subject, msg.data)
     try:
         event = decode_message(msg.subject, msg.data)
@@ -96,8 +103,9 @@ def to_row(msg: StreamMessage, hive: str, prev: bytes) -> Row:
         with contextlib.suppress(HyperhiveError):
             agent = subjects.parse_subject(msg.subject).agent
         error = str(exc)[:1000] or type(exc).__name__
-        return Row(msg.seq, None, None, hive, agent, None, msg.subject, msg.data, error, hash_)
-    return Row(
+        row = Row(msg.seq, None, None, hive, agent, None, msg.subject, msg.data, error, hash_)
+        return row, None
+    row = Row(
         msg.seq,
         event.id,
         ts,
@@ -109,9 +117,17 @@ def to_row(msg: StreamMessage, hive: str, prev: bytes) -> Row:
         None,
         hash_,
     )
+    return row, event
 
 
 FILE_MODE = 0o600  # the log holds every message body: only its owner reads it
+
+
+def _event_of(row: Row) -> AnyEvent | None:
+    try:
+        return decode_message(row.subject, row.raw)
+    except MalformedEvent:
+        return None
 
 
 def open_db(path: Path) -> sqlite3.Connection:
@@ -166,19 +182,66 @@ def rollback(conn: sqlite3.Connection) -> None:
 class EventLog:
     """The event log of one hive in one sqlite file. Synchronous: call it from a thread."""
 
-    def __init__(self, path: Path, hive: str, readonly: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        hive: str,
+        readonly: bool = False,
+        projections: Sequence[Projection] = (),
+    ) -> None:
         self.path = path
         self.hive = check_hive(hive)
+        self.projections = tuple(projections)
         if readonly:
             self.conn = open_readonly(path)
         else:
             self.conn = open_db(path)
             try:
                 self._claim()
+                self._check_hive()
+                self._open_projections()
             except sqlite3.Error as exc:
                 self.conn.close()
                 raise EventLogError(f"cannot write the event log {path}: {exc}") from exc
+            except BaseException:
+                self.conn.close()
+                raise
+            return
         self._check_hive()
+
+    def _open_projections(self) -> None:
+        """Load each projection; one behind the log catches up from the log's rows."""
+        for p in self.projections:
+            p.create(self.conn)
+            self._reload(p)
+        for p in self.projections:
+            at, end = self.position(p.name), self.position()
+            if at >= end:
+                continue
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for row in self.rows(after_seq=at):
+                    if row.error is None:
+                        event = _event_of(row)
+                        if event is not None:
+                            p.apply(row.seq, event)
+                p.save(self.conn)
+                self._set_position(p.name, end)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                rollback(self.conn)
+                self._reload(p)
+                raise
+
+    def _reload(self, p: Projection) -> None:
+        p.load(self.conn, self.position(p.name))
+
+    def _set_position(self, name: str, seq: int) -> None:
+        self.conn.execute(
+            "INSERT INTO positions VALUES (?, ?) "
+            "ON CONFLICT(projection) DO UPDATE SET seq=excluded.seq",
+            (name, seq),
+        )
 
     def _claim(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
@@ -235,6 +298,7 @@ class EventLog:
             pos = self.position()
             prev = self.last_hash()
             rows: list[Row] = []
+            decoded: list[AnyEvent | None] = []
             for msg in msgs:
                 if msg.seq <= pos:
                     continue
@@ -250,34 +314,42 @@ class EventLog:
                         "INSERT OR REPLACE INTO gaps VALUES (?, ?, ?)",
                         (pos + 1, msg.seq - 1, "expired from the stream before it was projected"),
                     )
-                row = to_row(msg, self.hive, prev)
+                row, event = decode_row(msg, self.hive, prev)
                 rows.append(row)
+                decoded.append(event)
                 prev, pos = row.hash, msg.seq
             if rows:
-                self._insert(rows)
-                conn.execute(
-                    "INSERT INTO positions VALUES (?, ?) ON CONFLICT(projection) DO UPDATE SET seq=excluded.seq",
-                    (EVENTLOG, pos),
-                )
+                stored = self._insert(rows)
+                self._set_position(EVENTLOG, pos)
+                for p in self.projections:
+                    for row, event in zip(stored, decoded, strict=True):
+                        if event is not None and row.error is None:  # not a duplicate
+                            p.apply(row.seq, event)
+                    p.save(conn)
+                    self._set_position(p.name, pos)
             conn.execute("COMMIT")
         except BaseException:
             rollback(conn)
+            for p in self.projections:
+                self._reload(p)  # its memory may be ahead of what was rolled back
             raise
         return len(rows)
 
-    def _insert(self, rows: list[Row]) -> None:
+    def _insert(self, rows: list[Row]) -> list[Row]:
+        """Insert `rows`; returns them as stored (a seen-before id marked as a duplicate)."""
         sql = "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)"
         try:
             self.conn.execute("SAVEPOINT batch")
             self.conn.executemany(sql, rows)
             self.conn.execute("RELEASE batch")
-            return
+            return rows
         except sqlite3.IntegrityError:
             self.conn.execute("ROLLBACK TO batch")
             self.conn.execute("RELEASE batch")
         # Some event id was seen before (republished after the duplicate window):
         # keep the row, marked, so the log still mirrors the stream one to one.
         seen: dict[str, int] = {}
+        stored: list[Row] = []
         for r in rows:
             first = seen.get(r.id) if r.id else None
             if r.id and first is None:
@@ -290,6 +362,8 @@ class EventLog:
             elif r.id and r.error is None:
                 seen[r.id] = r.seq
             self.conn.execute(sql, r)
+            stored.append(r)
+        return stored
 
     # ------------------------------------------------------------ reading
 

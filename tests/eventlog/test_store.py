@@ -13,7 +13,7 @@ from hyperhive.bus.records import subject_for
 from hyperhive.errors import EventLogError
 from hyperhive.eventlog import store as eventlog_module
 from hyperhive.eventlog.store import GENESIS, EventLog, Row, StreamMessage, chain_hash
-from hyperhive.events import encode_event
+from hyperhive.events import AnyEvent, encode_event
 from tests.helpers import turn_started
 
 HIVE = "h1"
@@ -186,14 +186,14 @@ def test_a_batch_that_fails_midway_writes_nothing(
 ) -> None:
     log.append(messages(1, 2))
     before = list(log.dump())
-    real_to_row = eventlog_module.to_row
+    real_decode_row = eventlog_module.decode_row
 
-    def crash_on_seven(msg: StreamMessage, hive: str, prev: bytes) -> Row:
+    def crash_on_seven(msg: StreamMessage, hive: str, prev: bytes) -> tuple[Row, AnyEvent | None]:
         if msg.seq == 7:
             raise RuntimeError("crash while writing seq 7")
-        return real_to_row(msg, hive, prev)
+        return real_decode_row(msg, hive, prev)
 
-    monkeypatch.setattr(eventlog_module, "to_row", crash_on_seven)
+    monkeypatch.setattr(eventlog_module, "decode_row", crash_on_seven)
     batch = messages(5, 8)  # also starts past a gap (3..4), recorded in the same transaction
     with pytest.raises(RuntimeError, match="seq 7"):
         log.append(batch, first_available=5)
@@ -202,7 +202,7 @@ def test_a_batch_that_fails_midway_writes_nothing(
     assert log.position() == 2
     assert log.gaps() == {}
 
-    monkeypatch.setattr(eventlog_module, "to_row", real_to_row)
+    monkeypatch.setattr(eventlog_module, "decode_row", real_decode_row)
     assert log.append(batch, first_available=5) == 4
     assert [r.seq for r in log.rows()] == [1, 2, 5, 6, 7, 8]
     assert log.position() == 8

@@ -35,6 +35,8 @@ OPTIONS_WALKER = ROOT / "nix" / "tests" / "options.nix"
 NOT_SET_ON_NIXOS = {
     "HYPERHIVE_NATS_PORT": "configures only the embedded nats-server of `hyperhive up` and "
     "`hyperhive nats`; NixOS runs services.nats and gives every service HYPERHIVE_NATS_URL",
+    "HYPERHIVE_HARNESS_COMMAND": "the process backend's command; NixOS runs agents in "
+    "nixos-containers, and hive.toml still carries the setting",
 }
 # Settings whose env value legitimately differs from hive.toml's, and why.
 PER_SERVICE = {
