@@ -68,6 +68,10 @@ class NoStream(HyperhiveError):
     http_status = 404
 
 
+class BackendError(HyperhiveError):
+    """A lifecycle backend could not carry out an action (the command failed, a limit)."""
+
+
 class DocgenError(HyperhiveError):
     """The code says something the generated docs can't render (an undocumented field)."""
 
