@@ -13,6 +13,8 @@
       agents/<name>/state/            bind-mounted to /state in the agent's container
       agents/<name>/claude/           bind-mounted to /root/.claude
       agents/<name>/harness.log       the process backend's harness output
+      agents/<name>/config/proposed/  git repo the manager commits agent.nix to
+      agents/<name>/config/applied/   git repo only c0re writes (what is built)
 
 Agent names are validated before they become a path, and `inside` proves a
 resolved path lies under the state dir before anything is deleted there.
@@ -144,6 +146,14 @@ class StateDir:
 
     def harness_log(self, name: str) -> Path:
         return self.agent(name) / "harness.log"
+
+    def proposed_config(self, name: str) -> Path:
+        """The git repo the manager commits an agent's config to."""
+        return self.agent(name) / "config" / "proposed"
+
+    def applied_config(self, name: str) -> Path:
+        """The git repo only c0re writes: what the agent's container is built from."""
+        return self.agent(name) / "config" / "applied"
 
     def inside(self, path: Path) -> Path:
         """`path` resolved, if it lies strictly inside the state dir; else `InvalidName`."""

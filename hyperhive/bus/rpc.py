@@ -20,6 +20,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import nats.errors
 from nats.aio.client import Client
@@ -27,6 +28,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from hyperhive.bus import auth, subjects
+from hyperhive.commands import Command, decode_reply, encode_command, verb
 from hyperhive.errors import InvalidSubject, NotConnected
 from hyperhive.names import OPERATOR, ROLE_ADMIN, ROLE_OPERATOR, agent_role
 
@@ -134,3 +136,11 @@ async def wait_closed(server: Server) -> None:
         await asyncio.Event().wait()
     finally:
         await server.stop()
+
+
+async def command(
+    nc: Client, hive: str, caller: str, cmd: Command, timeout: float = REQUEST_TIMEOUT
+) -> dict[str, Any]:
+    """Send one c0re command as `caller`; its result, or `CommandRefused` with c0re's reason."""
+    subject = subjects.command_subject(hive, caller, verb(cmd))
+    return decode_reply(await request(nc, subject, encode_command(cmd), timeout))

@@ -19,6 +19,7 @@ from hyperhive.bus.server import EmbeddedServer, clear_orphan_server, reload_run
 from hyperhive.cli.common import common_options, refusals, resolve, run, setup_logging
 from hyperhive.config import HiveConfig
 from hyperhive.core.projection import PROJECTIONS
+from hyperhive.core.service import run_c0re
 from hyperhive.errors import ServerError
 from hyperhive.eventlog.projector import run_projector
 from hyperhive.procs import describe_status, wait_exit
@@ -93,7 +94,8 @@ async def _keep_serving(server: EmbeddedServer) -> None:
 @click.option("--dashboard-port", type=int, default=None, help="Port of the operator dashboard.")
 @refusals
 def up(nats_port: int | None, dashboard_port: int | None, **kw: Any) -> None:
-    """The whole hive on this machine: embedded nats-server (unless --nats), projector."""
+    """The whole hive on this machine: embedded nats-server (unless --nats), projector, c0re
+    and the agents of hive.toml (the manager always)."""
     cfg = resolve(kw, nats_port=nats_port, dashboard_port=dashboard_port)
     paths = StateDir.at(cfg.state_dir).ensure()
     setup_logging(cfg.log_level)
@@ -121,7 +123,9 @@ def _up(cfg: HiveConfig, paths: StateDir) -> None:
         )
         click.echo("  Ctrl-C stops everything.")
 
-    services: list[Callable[[], Awaitable[Any]]] = [lambda: run_projector(cfg, projections=PROJECTIONS)]
+    services: list[Callable[[], Awaitable[Any]]] = [
+        lambda: run_projector(cfg, projections=PROJECTIONS)
+    ]
     if server is not None:
         embedded = server
         services.append(lambda: _keep_serving(embedded))
@@ -166,6 +170,16 @@ async def _watch(server: EmbeddedServer) -> None:
     assert server.proc is not None
     status = await wait_exit(server.proc)
     raise ServerError(f"nats-server {describe_status(status)}; see {server.log_path}")
+
+
+@main.command()
+@common_options
+@refusals
+def c0re(**kw: Any) -> None:
+    """The hive's decision-maker alone: commands, agents' lifecycle, questions, approvals."""
+    cfg = resolve(kw)
+    setup_logging(cfg.log_level)
+    run(run_until_signalled(lambda: run_c0re(cfg)))
 
 
 @main.command()

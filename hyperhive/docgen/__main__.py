@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from hyperhive.docgen import cli, configuration, events, runner
+from hyperhive.docgen import cli, commands, configuration, events, runner
 
 GENERATED: dict[str, Callable[[], str]] = {
     **events.GENERATED,
+    **commands.GENERATED,
     **configuration.GENERATED,
     **cli.GENERATED,
 }
@@ -17,7 +18,7 @@ GENERATED: dict[str, Callable[[], str]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     return runner.run(
         "hyperhive.docgen",
-        "Generate the docs that are derived from the code (events, configuration, CLI).",
+        "Generate the docs that are derived from the code (events, commands, configuration, CLI).",
         GENERATED,
         argv,
     )

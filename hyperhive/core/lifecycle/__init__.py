@@ -9,15 +9,23 @@ c0re calls these from its command service; every call is idempotent (starting
 a running agent, stopping a stopped one, creating an existing one are no-ops),
 so a c0re restart followed by any verb converges. Names reaching a backend are
 validated already (`names.check_agent`); paths come from `statedir` only.
+
+    process          lifecycle.process.ProcessBackend: a child process of c0re
+    nixos-container  lifecycle.container.ContainerBackend: a NixOS container h-<name>
+    fake             lifecycle.fake.FakeBackend: in memory, for tests
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from hyperhive.config import HiveConfig
+from hyperhive.errors import BackendError
 from hyperhive.statedir import StateDir
+
+BACKENDS = ("process", "nixos-container", "fake")
 
 
 @dataclass(frozen=True)
@@ -76,3 +84,26 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Stop watching; processes die with c0re anyway."""
+
+
+def make_backend(cfg: HiveConfig, name: str | None = None, **kw: Any) -> Backend:
+    """The backend called `name` (default: `cfg.backend`), given `kw`.
+
+    `nixos-container` without `config_for` runs declared agents' prebuilt
+    systems (`/etc/hyperhive/systems/<name>`).
+    """
+    name = cfg.backend if name is None else name
+    if name == "process":
+        from hyperhive.core.lifecycle.process import ProcessBackend
+
+        return ProcessBackend(cfg, **kw)
+    if name == "nixos-container":
+        from hyperhive.core.lifecycle.container import ContainerBackend, prebuilt_system
+
+        kw.setdefault("config_for", prebuilt_system)
+        return ContainerBackend(cfg, **kw)
+    if name == "fake":
+        from hyperhive.core.lifecycle.fake import FakeBackend
+
+        return FakeBackend(**kw)
+    raise BackendError(f"unknown backend {name!r}: use one of {', '.join(BACKENDS)}")
