@@ -59,6 +59,7 @@ def too_deep(data: bytes, limit: int = MAX_NESTING) -> bool:
             break
     return _BRACKETS.search(text) is not None
 
+
 _decoder = msgspec.json.Decoder(KnownEvent)
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 _dict_decoder = msgspec.json.Decoder(dict[str, Any])
