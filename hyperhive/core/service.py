@@ -76,7 +76,8 @@ from hyperhive.statedir import StateDir
 log = logging.getLogger("hyperhive.c0re")
 
 SERVICE = "c0re"
-QUEUE_PER_CALLER = 64  # commands waiting per caller; one more is refused at once
+QUEUE_PER_CALLER = 64  # commands waiting per agent; one more is refused at once
+QUEUE_OPERATOR = 4096  # the operator (hivectl, the dashboard) is trusted with more
 HARNESS_TIMEOUT = 3.0
 
 
@@ -169,7 +170,8 @@ class C0re:
         if call is None:
             return  # not from whom the subject says (or not a request): never answered
         queue = self.queues.setdefault(call.caller, deque())
-        if len(queue) >= QUEUE_PER_CALLER:
+        limit = QUEUE_OPERATOR if call.caller == names.OPERATOR else QUEUE_PER_CALLER
+        if len(queue) >= limit:
             await self._respond(
                 msg, refused(f"too many commands from {call.caller} waiting: slow down")
             )
