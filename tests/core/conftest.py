@@ -100,7 +100,8 @@ async def running_c0re(
     task = asyncio.create_task(run_c0re(cfg, backend=backend, on_ready=on_ready))
     try:
         async with asyncio.timeout(60):
-            await asyncio.wait([ready, task], return_when=asyncio.FIRST_COMPLETED)
+            waiting: list[asyncio.Future[Any]] = [ready, task]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             task.result()  # raises what stopped c0re
         core = ready.result()

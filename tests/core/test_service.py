@@ -275,5 +275,6 @@ async def test_an_event_kinds_story_is_on_the_stream(live: LiveHive) -> None:
     info = await js.stream_info(subjects.stream_name(live.cfg.hive))
     for seq in range(1, info.state.last_seq + 1):
         msg = await js.get_msg(subjects.stream_name(live.cfg.hive), seq)
+        assert msg.data is not None
         kinds.add(ev.decode_event(msg.data).kind)
     assert {"agent.spawned", "agent.started", "agent.kicked", "message.sent"} <= kinds
