@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from hyperhive import __version__, lockfile
+from hyperhive import __version__, lockfile, names
 from hyperhive.backoff import Backoff
 from hyperhive.bus import auth
 from hyperhive.bus.server import EmbeddedServer, clear_orphan_server, reload_running
@@ -180,6 +180,32 @@ def c0re(**kw: Any) -> None:
     cfg = resolve(kw)
     setup_logging(cfg.log_level)
     run(run_until_signalled(lambda: run_c0re(cfg)))
+
+
+@main.command()
+@common_options
+@click.option("--agent", "agent", required=True, metavar="NAME", help="The agent it runs for.")
+@refusals
+def harness(agent: str, **kw: Any) -> None:
+    """One agent's turn loop: wait on its inbox, run Claude Code per turn, report every step."""
+    from hyperhive.harness.service import run_harness
+
+    cfg = resolve(kw)
+    setup_logging(cfg.log_level)
+    run(run_until_signalled(lambda: run_harness(cfg, names.check_agent(agent))))
+
+
+@main.command()
+@common_options
+@click.option("--agent", "agent", required=True, metavar="NAME", help="The agent it serves.")
+@refusals
+def mcp(agent: str, **kw: Any) -> None:
+    """The agent's MCP tool server on stdio (Claude Code starts it; nothing else on stdout)."""
+    from hyperhive.harness.mcp.server import run_mcp
+
+    cfg = resolve(kw)
+    setup_logging(cfg.log_level)  # logs go to stderr: stdout is the protocol
+    run(run_mcp(cfg, names.check_agent(agent)))
 
 
 @main.command()

@@ -1,0 +1,1 @@
+"""The MCP tool server: hyperhive's verbs as tools for Claude Code (stdio)."""
