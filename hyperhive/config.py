@@ -55,6 +55,7 @@ class HiveConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     backend: str = "process"
     harness_command: tuple[str, ...] = ("hyperhive", "harness", "--agent", "{agent}")
     default_model: str = "sonnet"
+    claude: str = "claude"
     restart_crashed: bool = False
     restart_max: int = 5
     stream: StreamConfig = StreamConfig()
@@ -129,6 +130,12 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "The process backend's command for one agent (`{agent}` is replaced by its name; "
         "a bare `hyperhive` means the one c0re runs from). In the environment: shell words.",
+    ),
+    Setting(
+        "claude",
+        "HYPERHIVE_CLAUDE",
+        None,
+        "The Claude Code CLI the harness runs (a name on PATH, or a path).",
     ),
     Setting(
         "default_model",

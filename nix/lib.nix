@@ -252,6 +252,8 @@ rec {
         "{agent}"
       ];
       default_model = defaultModel;
+      # Inside each agent's container claude-code is on the harness's PATH.
+      claude = "claude";
       restart_crashed = restartCrashed;
       restart_max = restartMax;
       stream = {

@@ -89,6 +89,7 @@ def test_every_setting_is_read_from_its_env_var(workdir: Path, env: dict[str, st
         "backend": "nixos-container",
         "harness_command": "my-harness --name '{agent}' -v",
         "default_model": "opus",
+        "claude": "/opt/claude/bin/claude",
         "restart_crashed": "True",
         "restart_max": "7",
     }

@@ -37,6 +37,8 @@ NOT_SET_ON_NIXOS = {
     "`hyperhive nats`; NixOS runs services.nats and gives every service HYPERHIVE_NATS_URL",
     "HYPERHIVE_HARNESS_COMMAND": "the process backend's command; NixOS runs agents in "
     "nixos-containers, and hive.toml still carries the setting",
+    "HYPERHIVE_CLAUDE": "only the harness runs claude, inside each container, where "
+    "claude-code is on its PATH; hive.toml still carries the setting",
 }
 # Settings whose env value legitimately differs from hive.toml's, and why.
 PER_SERVICE = {
