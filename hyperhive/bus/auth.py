@@ -180,7 +180,13 @@ def permissions(
                 ],
                 # Read through its own ephemeral consumers only: never create, read
                 # from or delete a service's durable (the projector's, an inbox).
-                "deny": _consumer_denials(protected_durables(agents)),
+                # The 5-token CONSUMER.CREATE.<stream> takes the name from the body,
+                # where a deny cannot see it: refused, hyperhive names consumers in
+                # the subject.
+                "deny": [
+                    subjects.js_api("CONSUMER", "CREATE", subjects.ANY),
+                    *_consumer_denials(protected_durables(agents)),
+                ],
             },
             "subscribe": {
                 "allow": [
@@ -212,6 +218,9 @@ def permissions(
                 subjects.harness_command_pattern(h, agent),
             ]
         },
+        # Its harness answers the harness commands it receives (cancel_turn, kick):
+        # one reply per request, to that request's reply subject only.
+        "allow_responses": {"max": 1, "expires": "1m"},
     }
 
 

@@ -74,7 +74,14 @@ class CancelTurn:
     turn_id: str | None
 
 
-Effect = Lifecycle | ApplyCommit | CancelTurn
+@dataclass(frozen=True)
+class Wake:
+    """Tell the agent's harness to look again now (it was resumed): best effort."""
+
+    name: str
+
+
+Effect = Lifecycle | ApplyCommit | CancelTurn | Wake
 
 
 @dataclass(frozen=True)
@@ -362,7 +369,8 @@ def _pause(state: HiveState, caller: str, c: v.Pause | v.Resume, ctx: Context) -
         return Decision([], {"name": agent.name, "paused": pause, "changed": False})
     cls = ev.AgentPaused if pause else ev.AgentResumed
     e = cls(hive=ctx.hive, agent=agent.name, source=_source(caller), backend=agent.backend)
-    return Decision([e], {"name": agent.name, "paused": pause, "changed": True})
+    wake = None if pause else Wake(agent.name)
+    return Decision([e], {"name": agent.name, "paused": pause, "changed": True}, wake)
 
 
 def _destroy(state: HiveState, caller: str, c: v.Destroy, ctx: Context) -> Decision:

@@ -61,6 +61,7 @@ from hyperhive.core.decide import (
     Context,
     Effect,
     Lifecycle,
+    Wake,
     decide,
     system_message,
 )
@@ -241,7 +242,16 @@ class C0re:
             return await self.lifecycle(effect, by)
         if isinstance(effect, ApplyCommit):
             return await self.apply_commit(effect, by)
+        if isinstance(effect, Wake):
+            await self.wake(effect.name)
+            return {}
         return await self.cancel_turn(effect)
+
+    async def wake(self, name: str) -> None:
+        """Ask the agent's harness to look again now; it also looks on its own, soon."""
+        subject = subjects.harness_command_subject(self.hive, name, "wake")
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await self.nc.request(subject, b"{}", timeout=1.0)
 
     async def lifecycle(self, effect: Lifecycle, by: str) -> dict[str, Any]:
         name, action = effect.name, effect.action

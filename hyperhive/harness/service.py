@@ -125,6 +125,9 @@ class Harness:
             if running:
                 self.cancelled_by = "operator"
             reply = {"ok": True, "result": {"cancelled": running, "turn_id": self.turn_id}}
+        elif call.verb == "wake":  # resumed: look at the row again now, take no turn for it
+            self.woken.set()
+            reply = {"ok": True, "result": {"woken": True}}
         elif call.verb == "kick":
             self.kicked_by = "operator"
             self.woken.set()

@@ -197,6 +197,7 @@ def test_pause_works_on_a_stopped_agent_and_is_idempotent() -> None:
     h = Hive()
     h.agent("alice", running=False)
     assert [e.kind for e in h.do(OP, v.Pause(name="alice")).events] == ["agent.paused"]
+    assert h.do(OP, v.Pause(name="alice")).effect is None
     assert h.do(OP, v.Pause(name="alice")).events == []
     assert h.state.agents["alice"].paused
 
