@@ -206,6 +206,7 @@ def permissions(
                 subjects.command_pattern(h, agent),
                 subjects.event_pattern(h, agent, "turn." + subjects.REST),
                 subjects.event_pattern(h, agent, "recv." + subjects.REST),
+                subjects.event_subject(h, agent, "agent.needs_login"),
                 subjects.js_api("INFO"),
                 subjects.js_api("CONSUMER", "INFO", stream, durable),
                 subjects.js_msg_next(stream, durable),
