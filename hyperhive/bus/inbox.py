@@ -33,7 +33,7 @@ from hyperhive.errors import HyperhiveError, MalformedEvent, NotConnected
 
 log = logging.getLogger("hyperhive.bus")
 
-ACK_WAIT = 300.0  # a message handed out but never acked comes back after this
+ACK_WAIT = 30.0  # a message handed out but never acked (a recv cancelled as it arrived) comes back
 STATUS = "Status"
 
 
