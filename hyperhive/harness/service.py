@@ -98,6 +98,7 @@ class Harness:
         self.cancelled_by: str | None = None
         self.kicked_by: str | None = None
         self.recv_task: asyncio.Task[Received | None] | None = None
+        self.auth_failed = False
 
     # ------------------------------------------------------------ the bus
 
@@ -223,13 +224,8 @@ class Harness:
                 self.agent, self.hive, others, manager, str(self.home.root / "notes.md")
             )
             outcome = await self._run_claude(turn_id, prompt, system, model, manager)
-            if outcome.result is not None and turns.too_long(turns.result_text(outcome.result)):
-                log.warning("harness %s: the session is too long; starting it afresh", self.agent)
-                self._forget_session()
-                note = (
-                    "(Your earlier conversation grew too long and was reset: read your notes.)\n\n"
-                )
-                outcome = await self._run_claude(turn_id, note + prompt, system, model, manager)
+            if outcome.result is not None and turns.too_long(outcome.result):
+                outcome = await self._compact_and_retry(turn_id, prompt, system, model, manager)
             await self._ended(turn_id, outcome, loop.time() - started)
         except Exception as exc:  # a harness bug must not end the loop: the turn failed
             log.exception("harness %s: turn %s failed", self.agent, turn_id)
@@ -237,20 +233,39 @@ class Harness:
         finally:
             self.turn_id = None
 
+    async def _compact_and_retry(
+        self, turn_id: str, prompt: str, system: str, model: str, manager: bool
+    ) -> Outcome:
+        """'Prompt is too long': compact the session once and retry; else start it afresh."""
+        log.warning("harness %s: the session is too long; compacting it", self.agent)
+        compacted = await self._run_claude(turn_id, "/compact", system, model, manager)
+        if compacted.result is not None and not turns.is_error(compacted.result):
+            retried = await self._run_claude(turn_id, prompt, system, model, manager)
+            if retried.result is None or not turns.too_long(retried.result):
+                return retried
+        log.warning("harness %s: compaction did not help; starting a new session", self.agent)
+        self._forget_session()
+        note = "(Your earlier conversation grew too long and was reset: read your notes.)\n\n"
+        return await self._run_claude(turn_id, note + prompt, system, model, manager)
+
     async def _run_claude(
         self, turn_id: str, prompt: str, system: str, model: str, manager: bool
     ) -> Outcome:
         async def on_line(line: dict[str, Any]) -> None:
+            if turns.auth_failed(line):
+                self.auth_failed = True
             self.transcripts.add(turn_id, line)
             for step in turns.step_events(self.hive, self.agent, turn_id, line):
                 await self.emit(step)
 
-        return await self.runner.run(self._invocation(prompt, system, model, manager), on_line)
+        self.auth_failed = False
+        outcome = await self.runner.run(self._invocation(prompt, system, model, manager), on_line)
+        if outcome.session_id:
+            self._save_session(outcome.session_id)
+        return outcome
 
     async def _ended(self, turn_id: str, outcome: Outcome, seconds: float) -> None:
         ms = int(seconds * 1000)
-        if outcome.session_id:
-            self._save_session(outcome.session_id)
         result = outcome.result
         if outcome.cancelled:
             self.transcripts.end(turn_id, "cancelled")
@@ -274,7 +289,7 @@ class Harness:
             return
         text = turns.result_text(result)
         if turns.is_error(result):
-            if turns.needs_login(text):
+            if turns.needs_login(result, self.auth_failed):
                 await self.emit(
                     ev.AgentNeedsLogin(
                         hive=self.hive,
@@ -319,6 +334,8 @@ class Harness:
     def _invocation(self, prompt: str, system: str, model: str, manager: bool) -> Invocation:
         tools = AGENT_TOOLS + (MANAGER_TOOLS if manager else ())
         allowed = [*BUILTIN_TOOLS, *(f"mcp__hyperhive__{t}" for t in tools)]
+        # Variadic options take the `=` form so they never swallow what follows;
+        # the prompt itself goes in on stdin.
         argv = [
             "--print",
             "--verbose",
@@ -326,11 +343,9 @@ class Harness:
             "stream-json",
             "--model",
             model,
-            "--mcp-config",
-            json.dumps(self._mcp_config()),
+            f"--mcp-config={json.dumps(self._mcp_config())}",
             "--strict-mcp-config",
-            "--allowedTools",
-            ",".join(allowed),
+            f"--allowedTools={','.join(allowed)}",
             "--append-system-prompt",
             system,
             "--settings",
@@ -343,9 +358,11 @@ class Harness:
         env.update(
             MCP_TOOL_TIMEOUT=str(MCP_TOOL_TIMEOUT_MS),
             DISABLE_AUTOUPDATER="1",
-            DISABLE_AUTO_COMPACT="1",
+            DISABLE_AUTO_COMPACT="1",  # the harness compacts, once, on "prompt is too long"
+            CLAUDE_CODE_DISABLE_AUTO_MEMORY="1",  # durable notes go to /state/notes.md
             HYPERHIVE_AGENT=self.agent,
         )
+        env.setdefault("CLAUDE_CODE_MAX_RETRIES", "3")  # not minutes of retries per turn
         if self.home.claude is not None:
             env["CLAUDE_CONFIG_DIR"] = str(self.home.claude)
         return Invocation(argv=argv, prompt=prompt, env=env, cwd=str(self.home.root))

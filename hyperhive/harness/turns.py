@@ -138,20 +138,38 @@ def usage_of(result: dict[str, Any]) -> ev.Usage:
 
 
 def result_text(result: dict[str, Any]) -> str:
+    """The result's text; for an error without one (an interrupt), its `errors`."""
     value = result.get("result")
-    return value if isinstance(value, str) else ""
+    if isinstance(value, str) and value:
+        return value
+    errors = result.get("errors")
+    if isinstance(errors, list):
+        return "; ".join(str(e) for e in errors)[:RESULT_EXCERPT]
+    return ""
 
 
 def is_error(result: dict[str, Any]) -> bool:
+    # An API error still says subtype "success": `is_error` is what tells.
     return bool(result.get("is_error")) or str(result.get("subtype", "success")) != "success"
 
 
-def needs_login(text: str) -> bool:
-    return bool(LOGIN_HINTS.search(text))
+def needs_login(result: dict[str, Any], auth_failed: bool = False) -> bool:
+    """The CLI's credentials are missing, expired or refused (by fields, then by text)."""
+    if result.get("api_error_status") in (401, 403) or auth_failed:
+        return True
+    return bool(LOGIN_HINTS.search(result_text(result)))
 
 
-def too_long(text: str) -> bool:
-    return bool(TOO_LONG.search(text))
+def too_long(result: dict[str, Any]) -> bool:
+    """The session no longer fits the model's context: compact it and try again."""
+    if result.get("terminal_reason") in ("prompt_too_long", "blocking_limit"):
+        return True
+    return bool(TOO_LONG.search(result_text(result)))
+
+
+def auth_failed(line: dict[str, Any]) -> bool:
+    """A line saying the API refused the credentials (the synthetic error message, a retry)."""
+    return line.get("error") == "authentication_failed"
 
 
 def number(value: Any, default: float = 0.0) -> float:

@@ -50,7 +50,8 @@ class LiveHive:
         return Path(self.cfg.state_dir)
 
     async def op(self, cmd: Command, timeout: float = 30.0) -> dict[str, Any]:
-        return await command(self.operator, self.cfg.hive, OPERATOR, cmd, timeout=timeout)
+        async with asyncio.timeout(timeout + 5):  # a stuck client fails the test, at once
+            return await command(self.operator, self.cfg.hive, OPERATOR, cmd, timeout=timeout)
 
     async def as_agent(self, agent: str) -> Client:
         if agent not in self.clients:
