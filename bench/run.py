@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from nats.aio.client import Client
 
-from bench import ours, raw
+from bench import core, ours, raw
 from bench.common import (
     HIVE,
     PUBLISH_WINDOW,
@@ -50,15 +50,23 @@ class Plan:
     sync_events: int
     latency_seconds: float
     repeats: int
+    core: core.CorePlan
+    bus: bool = True  # the bus benchmarks (everything but c0re's)
+    c0re: bool = True  # c0re's section (bench/core.py)
 
 
-def plan(events: int | None, quick: bool) -> Plan:
+def plan(
+    events: int | None, quick: bool, log_events: int | None = None, only: str | None = None
+) -> Plan:
     n = events if events is not None else (5_000 if quick else 80_000)
     return Plan(
         events=n,
         sync_events=max(200, n // 10),
         latency_seconds=3.0 if quick else 10.0,
         repeats=1 if quick else 2,
+        core=core.core_plan(quick, log_events),
+        bus=only in (None, "bus"),
+        c0re=only in (None, "c0re"),
     )
 
 
@@ -94,8 +102,9 @@ async def in_thread(fn: Callable[[], T]) -> T:
     return await asyncio.to_thread(fn)
 
 
-async def run(p: Plan) -> Results:
+async def run(p: Plan) -> tuple[Results, core.CoreResults | None]:
     res = Results()
+    core_res: core.CoreResults | None = None
     tmp = Path(tempfile.mkdtemp(prefix="hyperhive-bench-"))
     state = tmp / "state"
     server = EmbeddedServer(state, hive=HIVE)
@@ -111,14 +120,19 @@ async def run(p: Plan) -> Results:
         for hive in (HIVE, SEQ_HIVE, LAT_HIVE, PIPE_HIVE):
             await ensure_stream(js, hive, cfg.stream)
         await raw.ensure_raw_stream(nc)
-        await _run(p, res, cfg, nc, nc2, tmp)
+        if p.bus:
+            await _run(p, res, cfg, nc, nc2, tmp)
+        if p.c0re:
+            # c0re's hive lives on this server, its state dir the server's (the agent
+            # users c0re writes must be the ones the server loads).
+            core_res = await core.run(state, p.core)
     finally:
         for c in (nc, nc2):
             if c is not None:
                 await c.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return res
+    return res, core_res
 
 
 async def _run(p: Plan, res: Results, cfg: HiveConfig, nc: Client, nc2: Client, tmp: Path) -> None:
@@ -256,7 +270,19 @@ async def _run(p: Plan, res: Results, cfg: HiveConfig, nc: Client, nc2: Client, 
     )
 
 
-def report(p: Plan, res: Results, elapsed: float) -> str:
+def report(p: Plan, res: Results, core_res: core.CoreResults | None, elapsed: float) -> str:
+    info = "\n".join(f"  {k:<12} {v}" for k, v in machine_info())
+    out = ""
+    if p.bus:
+        out = bus_report(p, res, elapsed, info)
+    else:
+        out = f"hyperhive bench (c0re only), {elapsed:.0f}s\n{info}\n\n"
+    if core_res is not None:
+        out += "\n" + core.report(p.core, core_res)
+    return out
+
+
+def bus_report(p: Plan, res: Results, elapsed: float, info: str) -> str:
     r = res.rate
     best_consume_key = max(("fetch", "ordered", "pull"), key=r)
     best_read_key = max(("ordered", "pull"), key=r)
@@ -355,7 +381,6 @@ def report(p: Plan, res: Results, elapsed: float) -> str:
         f"comparison. replay: the faster of the ordered push consumer and the raw pull loop\n"
         f"({names[best_read_key]}). Both also decode, hash-chain and write sqlite.\n"
     )
-    info = "\n".join(f"  {k:<12} {v}" for k, v in machine_info())
     return (
         f"hyperhive bench: {p.events} events of ~{res.notes['event_bytes']} bytes, "
         f"best of {p.repeats}, {elapsed:.0f}s\n{info}\n\n"
@@ -364,9 +389,11 @@ def report(p: Plan, res: Results, elapsed: float) -> str:
     )
 
 
-def main(events: int | None, quick: bool) -> int:
-    p = plan(events, quick)
+def main(
+    events: int | None, quick: bool, log_events: int | None = None, only: str | None = None
+) -> int:
+    p = plan(events, quick, log_events, only)
     start = time.perf_counter()
-    res = asyncio.run(run(p))
-    print(report(p, res, time.perf_counter() - start))
+    res, core_res = asyncio.run(run(p))
+    print(report(p, res, core_res, time.perf_counter() - start))
     return 0

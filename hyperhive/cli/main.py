@@ -124,7 +124,8 @@ def _up(cfg: HiveConfig, paths: StateDir) -> None:
         click.echo("  Ctrl-C stops everything.")
 
     services: list[Callable[[], Awaitable[Any]]] = [
-        lambda: run_projector(cfg, projections=PROJECTIONS)
+        lambda: run_projector(cfg, projections=PROJECTIONS),
+        lambda: run_c0re(cfg),
     ]
     if server is not None:
         embedded = server
