@@ -253,6 +253,21 @@ class C0re:
         with contextlib.suppress(nats.errors.Error, TimeoutError):
             await self.nc.request(subject, b"{}", timeout=1.0)
 
+    async def act(self, effect: Lifecycle, by: str = "c0re") -> dict[str, Any]:
+        """A lifecycle action c0re takes of its own accord: marked in flight, then done."""
+        await self.publish(
+            [
+                ev.AgentActionStarted(
+                    hive=self.hive,
+                    agent=effect.name,
+                    source=ev.SOURCE_C0RE,
+                    action=effect.action,  # type: ignore[arg-type]
+                    by=by,
+                )
+            ]
+        )
+        return await self.lifecycle(effect, by)
+
     async def lifecycle(self, effect: Lifecycle, by: str) -> dict[str, Any]:
         name, action = effect.name, effect.action
         try:
@@ -521,18 +536,7 @@ class C0re:
             if agent is None or agent.state != "crashed":
                 return
             with contextlib.suppress(HyperhiveError, nats.errors.Error, TimeoutError):
-                await self.publish(
-                    [
-                        ev.AgentActionStarted(
-                            hive=self.hive,
-                            agent=name,
-                            source=ev.SOURCE_C0RE,
-                            action="start",
-                            by="c0re",
-                        )
-                    ]
-                )
-                await self.lifecycle(Lifecycle("start", name), "c0re")
+                await self.act(Lifecycle("start", name))
 
     # ------------------------------------------------------------ the hive at start
 
@@ -551,14 +555,7 @@ class C0re:
     async def _ensure_agent(self, name: str, model: str | None) -> None:
         agent = self.state.agents.get(name)
         if agent is None:
-            await self.publish(
-                [
-                    ev.AgentActionStarted(
-                        hive=self.hive, agent=name, source=ev.SOURCE_C0RE, action="spawn", by="c0re"
-                    )
-                ]
-            )
-            await self.lifecycle(Lifecycle("spawn", name, model=model), "c0re")
+            await self.act(Lifecycle("spawn", name, model=model))
             return
         await ensure_inbox(self.nc, self.hive, name)
         if agent.state != "running" or not self.backend.is_running(name):
@@ -575,18 +572,7 @@ class C0re:
                     ]
                 )
             if agent.state == "running" or name == MANAGER_NAME or name in self.cfg.agents:
-                await self.publish(
-                    [
-                        ev.AgentActionStarted(
-                            hive=self.hive,
-                            agent=name,
-                            source=ev.SOURCE_C0RE,
-                            action="start",
-                            by="c0re",
-                        )
-                    ]
-                )
-                await self.lifecycle(Lifecycle("start", name), "c0re")
+                await self.act(Lifecycle("start", name))
 
     async def _settle_orphans(self) -> None:
         """Pending approvals whose agent's state dir vanished are failed (kept for audit)."""
