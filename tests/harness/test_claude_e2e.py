@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from tests.claude_tools import offline_env
 from tests.core.conftest import LiveHive, live_hive
 from tests.harness.fake_anthropic import FakeAnthropic, Slow, Text, ToolUse
 from tests.harness.test_loop import Events
-from tests.helpers import wait_until
+from tests.helpers import BIN, state_env, wait_until
 
 pytestmark = [pytest.mark.nats, pytest.mark.claude]
 
@@ -153,6 +154,34 @@ async def test_a_message_a_send_a_question_and_its_answer_with_the_real_cli(
     alice_turn = events.of(ev.TurnFinished, "alice")[1]
     assert alice_turn.usage.input_tokens > 0
     assert alice_turn.cost_usd > 0
+    tail = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(BIN / "hive-events"),
+            "tail",
+            "-n",
+            "500",
+            "--agent",
+            "alice",
+            "--hive",
+            hive.cfg.hive,
+        ],
+        capture_output=True,
+        text=True,
+        env=state_env(hive.state_dir),
+        timeout=60,
+    )
+    assert tail.returncode == 0, tail.stderr
+    for needle in (
+        "turn.started",
+        "turn.step",
+        "send → bob: hello from alice",
+        "ask_operator: ship it?",
+        "question.asked",
+        "question.answered",
+        "turn.finished",
+    ):
+        assert needle in tail.stdout, needle
 
 
 async def test_a_model_change_lands_on_the_next_turn_and_cancel_ends_a_slow_one(
