@@ -1,10 +1,11 @@
-"""`python -m bench` (`make bench`): hyperhive's bus and c0re against the raw walls, one run.
+"""`python -m bench` (`make bench`): hyperhive's bus, c0re and harness against the raw walls.
 
-python -m bench                  full run (~4 min on 2 cores)
+python -m bench                  full run (~4.5 min on 2 cores)
 python -m bench --quick          short run (< 1 min)
 python -m bench --events N       N events per throughput measurement
 python -m bench --log-events N   N events in the log c0re restarts on (default 1,000,000)
-python -m bench --only c0re      c0re's section alone (or --only bus: everything else)
+python -m bench --only c0re      c0re's section alone (or --only bus: all but c0re and harness)
+python -m bench --only harness   the harness's section alone (< 1 min)
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         metavar="N",
         help="events in the log c0re restarts on (default 1,000,000; 50,000 with --quick)",
     )
-    ap.add_argument("--only", choices=("bus", "c0re"), default=None, help="run one section")
+    ap.add_argument(
+        "--only", choices=("bus", "c0re", "harness"), default=None, help="run one section"
+    )
     args = ap.parse_args(argv)
     if args.events is not None and args.events < 1000:
         ap.error("--events must be at least 1000")

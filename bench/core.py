@@ -121,8 +121,8 @@ class CoreResults:
         return percentile(self.ms.get(key, []), pct)
 
 
-def c0re_config(state_dir: str) -> HiveConfig:
-    return HiveConfig(hive=HIVE, state_dir=state_dir)
+def c0re_config(state_dir: str, hive: str = HIVE) -> HiveConfig:
+    return HiveConfig(hive=hive, state_dir=state_dir)
 
 
 # ------------------------------------------------------------------ child processes
@@ -162,8 +162,8 @@ def _time_phases(phases: dict[str, float]) -> None:
     C0re.ensure_hive = timed_ensure  # type: ignore[method-assign]
 
 
-def c0re_child(state_dir: str, conn: Connection) -> None:
-    """A child process: `run_c0re` with a `FakeBackend` until the parent says stop.
+def c0re_child(state_dir: str, conn: Connection, hive: str = HIVE) -> None:
+    """A child process: `run_c0re` (of `hive`) with a `FakeBackend` until the parent says stop.
 
     With BENCH_C0RE_PROFILE=<prefix> set, each c0re child runs under cProfile and
     writes its stats to <prefix>.<pid> (read them with `python -m pstats`).
@@ -171,17 +171,17 @@ def c0re_child(state_dir: str, conn: Connection) -> None:
     logging.basicConfig(level=logging.WARNING, format="  .. [c0re] %(levelname)s %(message)s")
     profile = os.environ.get(PROFILE_ENV)
     if not profile:
-        asyncio.run(_c0re_main(state_dir, conn))
+        asyncio.run(_c0re_main(state_dir, conn, hive))
         return
     import cProfile
 
     with cProfile.Profile() as prof:
-        asyncio.run(_c0re_main(state_dir, conn))
+        asyncio.run(_c0re_main(state_dir, conn, hive))
     prof.dump_stats(f"{profile}.{os.getpid()}")
 
 
-async def _c0re_main(state_dir: str, conn: Connection) -> None:
-    cfg = c0re_config(state_dir)
+async def _c0re_main(state_dir: str, conn: Connection, hive: str) -> None:
+    cfg = c0re_config(state_dir, hive)
     phases: dict[str, float] = {}
     _time_phases(phases)
     stop = _stop_on_message(conn)

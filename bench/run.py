@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from nats.aio.client import Client
 
-from bench import core, ours, raw
+from bench import core, harness, ours, raw
 from bench.common import (
     HIVE,
     PUBLISH_WINDOW,
@@ -51,8 +51,10 @@ class Plan:
     latency_seconds: float
     repeats: int
     core: core.CorePlan
-    bus: bool = True  # the bus benchmarks (everything but c0re's)
+    harness_plan: harness.HarnessPlan
+    bus: bool = True  # the bus benchmarks (everything but c0re's and the harness's)
     c0re: bool = True  # c0re's section (bench/core.py)
+    harness: bool = True  # the harness's section (bench/harness.py)
 
 
 def plan(
@@ -65,8 +67,10 @@ def plan(
         latency_seconds=3.0 if quick else 10.0,
         repeats=1 if quick else 2,
         core=core.core_plan(quick, log_events),
+        harness_plan=harness.harness_plan(quick),
         bus=only in (None, "bus"),
         c0re=only in (None, "c0re"),
+        harness=only in (None, "harness"),
     )
 
 
@@ -102,9 +106,12 @@ async def in_thread(fn: Callable[[], T]) -> T:
     return await asyncio.to_thread(fn)
 
 
-async def run(p: Plan) -> tuple[Results, core.CoreResults | None]:
+async def run(
+    p: Plan,
+) -> tuple[Results, core.CoreResults | None, harness.HarnessResults | None]:
     res = Results()
     core_res: core.CoreResults | None = None
+    harness_res: harness.HarnessResults | None = None
     tmp = Path(tempfile.mkdtemp(prefix="hyperhive-bench-"))
     state = tmp / "state"
     server = EmbeddedServer(state, hive=HIVE)
@@ -126,13 +133,17 @@ async def run(p: Plan) -> tuple[Results, core.CoreResults | None]:
             # c0re's hive lives on this server, its state dir the server's (the agent
             # users c0re writes must be the ones the server loads).
             core_res = await core.run(state, p.core)
+        if p.harness:
+            # On a server of its own: a state dir holds one hive's event log, and the
+            # agent name `manager` is taken on this server once c0re's hive has one.
+            harness_res = await harness.run(tmp / "harness-state", p.harness_plan)
     finally:
         for c in (nc, nc2):
             if c is not None:
                 await c.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return res, core_res
+    return res, core_res, harness_res
 
 
 async def _run(p: Plan, res: Results, cfg: HiveConfig, nc: Client, nc2: Client, tmp: Path) -> None:
@@ -270,15 +281,24 @@ async def _run(p: Plan, res: Results, cfg: HiveConfig, nc: Client, nc2: Client, 
     )
 
 
-def report(p: Plan, res: Results, core_res: core.CoreResults | None, elapsed: float) -> str:
+def report(
+    p: Plan,
+    res: Results,
+    core_res: core.CoreResults | None,
+    harness_res: harness.HarnessResults | None,
+    elapsed: float,
+) -> str:
     info = "\n".join(f"  {k:<12} {v}" for k, v in machine_info())
     out = ""
     if p.bus:
         out = bus_report(p, res, elapsed, info)
     else:
-        out = f"hyperhive bench (c0re only), {elapsed:.0f}s\n{info}\n\n"
+        only = "c0re" if p.c0re else "harness"
+        out = f"hyperhive bench ({only} only), {elapsed:.0f}s\n{info}\n\n"
     if core_res is not None:
         out += "\n" + core.report(p.core, core_res)
+    if harness_res is not None:
+        out += "\n" + harness.report(p.harness_plan, harness_res)
     return out
 
 
@@ -394,6 +414,6 @@ def main(
 ) -> int:
     p = plan(events, quick, log_events, only)
     start = time.perf_counter()
-    res, core_res = asyncio.run(run(p))
-    print(report(p, res, core_res, time.perf_counter() - start))
+    res, core_res, harness_res = asyncio.run(run(p))
+    print(report(p, res, core_res, harness_res, time.perf_counter() - start))
     return 0
