@@ -292,3 +292,34 @@ async def test_a_huge_step_is_cut_and_the_transcript_is_kept(hive: LiveHive) -> 
     assert len(lines) == 2
     assert len(lines[0]) <= 64 * 1024
     assert json.loads(lines[1])["type"] == "result"
+
+
+async def test_a_session_too_long_is_compacted_once_and_the_turn_retried(hive: LiveHive) -> None:
+    too_long = result("Prompt is too long", is_error=True, terminal_reason="prompt_too_long")
+    runner = ScriptedRunner(
+        turns=[[result()], [too_long], [result("compacted")], [result("done after compaction")]]
+    )
+    async with Events(hive) as events, harness_for(hive, "alice", runner):
+        await wait_until(lambda: events.of(ev.TurnFinished), what="the kick's turn")
+        await hive.op(v.Send(to="alice", body="a long task"))
+        await wait_until(lambda: len(events.of(ev.TurnFinished)) >= 2, what="the retried turn")
+    prompts = [inv.prompt for inv in runner.invocations[1:]]
+    assert prompts[1] == "/compact"
+    assert "a long task" in prompts[0]
+    assert "a long task" in prompts[2]
+    assert events.of(ev.TurnFinished)[1].result_excerpt == "done after compaction"
+    assert not events.of(ev.TurnFailed)
+
+
+async def test_when_compaction_does_not_help_the_session_starts_afresh(hive: LiveHive) -> None:
+    too_long = result("Prompt is too long", is_error=True, terminal_reason="prompt_too_long")
+    runner = ScriptedRunner(
+        turns=[[result(session="old")], [too_long], [too_long], [result("fresh", session="new")]]
+    )
+    async with Events(hive) as events, harness_for(hive, "alice", runner):
+        await wait_until(lambda: events.of(ev.TurnFinished), what="the kick's turn")
+        await hive.op(v.Send(to="alice", body="another task"))
+        await wait_until(lambda: len(events.of(ev.TurnFinished)) >= 2, what="the fresh turn")
+    last = runner.invocations[-1]
+    assert "--resume" not in last.argv
+    assert "was reset" in last.prompt
