@@ -68,7 +68,7 @@ from hyperhive.core.decide import (
 from hyperhive.core.lifecycle import AgentSpec, Backend, Exit, make_backend
 from hyperhive.core.projection import read_state
 from hyperhive.core.state import HiveState, evolve
-from hyperhive.errors import BackendError, HyperhiveError, MalformedEvent
+from hyperhive.errors import BackendError, EventLogError, HyperhiveError, MalformedEvent
 from hyperhive.ids import new_id
 from hyperhive.names import ROLE_ADMIN, agent_role
 from hyperhive.service import announce, cancel_and_wait, started, stopped
@@ -104,8 +104,16 @@ class C0re:
     # ------------------------------------------------------------ the fold
 
     async def load(self) -> None:
-        """The projector's tables, then the stream after their position."""
-        self.state = await asyncio.to_thread(read_state, self.paths.events_db, self.hive)
+        """The projector's tables, then the stream after their position.
+
+        Tables that can't be read (the projector is just creating the log, or it
+        is unusable) are no reason to stop: the whole stream is folded instead.
+        """
+        try:
+            self.state = await asyncio.to_thread(read_state, self.paths.events_db, self.hive)
+        except EventLogError as exc:
+            log.warning("c0re: no state tables to start from (%s); folding the stream", exc)
+            self.state = HiveState(hive=self.hive)
         info = await self.js.stream_info(subjects.stream_name(self.hive))
         last = info.state.last_seq
         if last > self.state.position:
@@ -608,8 +616,30 @@ async def run_c0re(
     backend: Backend | None = None,
     on_ready: Callable[[C0re], Awaitable[None] | None] | None = None,
 ) -> None:
-    """Run c0re until cancelled."""
+    """Run c0re until cancelled: a failure is one log line and a fresh start, never an exit."""
     backend = backend or make_backend(cfg, cfg.backend)
+    retries = Backoff(first=0.5, cap=10.0)
+    try:
+        while True:
+            try:
+                await _run_once(cfg, backend, on_ready)
+            except (HyperhiveError, nats.errors.Error, OSError, TimeoutError) as exc:
+                delay = retries.next_delay()
+                log.warning("c0re: %s; starting again in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+            except Exception:
+                delay = retries.next_delay()
+                log.exception("c0re: unexpected failure; starting again in %.1fs", delay)
+                await asyncio.sleep(delay)
+    finally:
+        await backend.aclose()
+
+
+async def _run_once(
+    cfg: HiveConfig,
+    backend: Backend,
+    on_ready: Callable[[C0re], Awaitable[None] | None] | None,
+) -> None:
     async with open_nats(cfg, ROLE_ADMIN, "hyperhive-c0re", wait=True) as nc:
         await ensure_stream(nc.jetstream(), cfg.hive, cfg.stream)
         core = C0re(cfg, nc, backend)
@@ -638,5 +668,4 @@ async def run_c0re(
                     raise t.exception()  # type: ignore[misc]
         finally:
             await cancel_and_wait(core.tasks)
-            await backend.aclose()
             await announce(cfg, stopped(cfg, SERVICE, ev.SOURCE_C0RE))

@@ -95,7 +95,8 @@ async def running_c0re(
     ready: asyncio.Future[C0re] = asyncio.get_running_loop().create_future()
 
     def on_ready(core: C0re) -> None:
-        ready.set_result(core)
+        if not ready.done():  # c0re calls it again after a restart of its own
+            ready.set_result(core)
 
     backend = backend or ProcessBackend(cfg, stop_grace=2.0)
     task = asyncio.create_task(run_c0re(cfg, backend=backend, on_ready=on_ready))

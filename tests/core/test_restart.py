@@ -160,3 +160,18 @@ async def test_hive_events_tail_tells_the_whole_story(live: LiveHive) -> None:
         "agent.crashed",
     ):
         assert f" {kind} " in text, f"{kind} is missing from tail's story"
+
+
+async def test_c0re_starts_from_the_stream_when_the_log_is_unusable(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "events.sqlite").write_bytes(b"not a database, or one being created")
+    cfg = hive_config(state_dir, "garbled", agents=())
+    server = EmbeddedServer(state_dir, cfg.hive)
+    server.start()
+    try:
+        async with running_c0re(cfg, server, FakeBackend()) as live:
+            rows = (await live.op(v.ListAgents()))["agents"]
+            assert [r["name"] for r in rows] == ["manager"]
+    finally:
+        server.stop()
