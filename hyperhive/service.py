@@ -24,6 +24,7 @@ from typing import Any
 import nats.errors
 
 from hyperhive import __version__
+from hyperhive.backoff import Backoff
 from hyperhive.bus.connect import open_nats
 from hyperhive.bus.publish import publish_event
 from hyperhive.bus.stream import ensure_stream
@@ -108,13 +109,39 @@ async def _call(service: Service) -> Any:
     return await service()
 
 
+EXPECTED = (HyperhiveError, nats.errors.Error, OSError, TimeoutError)
+
+
+async def keep_running(
+    what: str, attempt: Callable[[], Awaitable[Any]], backoff: Backoff, logger: logging.Logger
+) -> None:
+    """Run `attempt` again and again until cancelled: a failure is one line and a backoff.
+
+    The services' rule: one that cannot do its job says so and keeps trying, it
+    never exits. An expected failure (NATS away, a disk, a refusal) is a warning;
+    anything else is a bug, logged with its traceback. `attempt` resets `backoff`
+    when it makes progress.
+    """
+    while True:
+        try:
+            await attempt()
+            continue
+        except EXPECTED as exc:
+            delay = backoff.next_delay()
+            logger.warning("%s: %s; starting again in %.1fs", what, exc, delay)
+        except Exception:
+            delay = backoff.next_delay()
+            logger.exception("%s: unexpected failure; starting again in %.1fs", what, delay)
+        await asyncio.sleep(delay)
+
+
 async def announce(cfg: HiveConfig, event: Event) -> None:
     """Publish a service's own start/stop fact; best effort, never fatal."""
     try:
         async with open_nats(cfg, ROLE_ADMIN, "hyperhive-announce") as nc:
             await ensure_stream(nc.jetstream(), cfg.hive, cfg.stream)
             await publish_event(nc.jetstream(), event)
-    except (HyperhiveError, nats.errors.Error, OSError, TimeoutError) as exc:
+    except EXPECTED as exc:
         log.warning("could not publish %s: %s", event.kind, exc)
 
 

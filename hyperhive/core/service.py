@@ -71,7 +71,7 @@ from hyperhive.core.state import HiveState, evolve
 from hyperhive.errors import BackendError, EventLogError, HyperhiveError, MalformedEvent
 from hyperhive.ids import new_id
 from hyperhive.names import ROLE_ADMIN, agent_role
-from hyperhive.service import announce, cancel_and_wait, started, stopped
+from hyperhive.service import announce, cancel_and_wait, keep_running, started, stopped
 from hyperhive.statedir import StateDir
 
 log = logging.getLogger("hyperhive.c0re")
@@ -368,19 +368,20 @@ class C0re:
 
     async def start(self, name: str) -> None:
         await self.backend.start(self.spec(name))
-        await self.publish(
-            [
-                ev.AgentStarted(
-                    hive=self.hive,
-                    agent=name,
-                    source=ev.SOURCE_C0RE,
-                    backend=self.backend.name,
-                    container=self.backend.container_name(name),
-                    port=ports.agent_port(name),
-                ),
-                *self._kick(name, "started"),
-            ]
+        await self.publish(self._started(name, "started"))
+
+    def _started(self, name: str, why: str) -> list[ev.Event]:
+        """`agent.started`, and the kick every start, restart and rebuild drops in its inbox."""
+        started_ = ev.AgentStarted(
+            hive=self.hive,
+            agent=name,
+            source=ev.SOURCE_C0RE,
+            backend=self.backend.name,
+            container=self.backend.container_name(name),
+            port=ports.agent_port(name),
+            reason=None if why == "started" else why,
         )
+        return [started_, *self._kick(name, why)]
 
     def _kick(self, name: str, reason: str) -> list[ev.Event]:
         ctx = self.ctx()
@@ -412,16 +413,7 @@ class C0re:
                 ev.AgentRebuilt(
                     hive=self.hive, agent=name, source=ev.SOURCE_C0RE, backend=self.backend.name
                 ),
-                ev.AgentStarted(
-                    hive=self.hive,
-                    agent=name,
-                    source=ev.SOURCE_C0RE,
-                    backend=self.backend.name,
-                    container=self.backend.container_name(name),
-                    port=ports.agent_port(name),
-                    reason="rebuilt",
-                ),
-                *self._kick(name, "rebuilt"),
+                *self._started(name, "rebuilt"),
             ]
         )
 
@@ -620,17 +612,7 @@ async def run_c0re(
     backend = backend or make_backend(cfg, cfg.backend)
     retries = Backoff(first=0.5, cap=10.0)
     try:
-        while True:
-            try:
-                await _run_once(cfg, backend, on_ready)
-            except (HyperhiveError, nats.errors.Error, OSError, TimeoutError) as exc:
-                delay = retries.next_delay()
-                log.warning("c0re: %s; starting again in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-            except Exception:
-                delay = retries.next_delay()
-                log.exception("c0re: unexpected failure; starting again in %.1fs", delay)
-                await asyncio.sleep(delay)
+        await keep_running("c0re", lambda: _run_once(cfg, backend, on_ready), retries, log)
     finally:
         await backend.aclose()
 

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 
@@ -27,11 +26,11 @@ from hyperhive.bus.connect import open_nats
 from hyperhive.bus.consume import PullConsumer, StartAt, ack_info
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig
-from hyperhive.errors import EventLogError, HyperhiveError, WrongHive
+from hyperhive.errors import EventLogError, WrongHive
 from hyperhive.eventlog.sinks import LogSink, OrderedWrites, ProcessSink, ThreadSink
 from hyperhive.eventlog.store import EventLog, StreamMessage
 from hyperhive.names import ROLE_ADMIN
-from hyperhive.service import announce, started, stopped
+from hyperhive.service import announce, keep_running, started, stopped
 from hyperhive.statedir import StateDir
 
 log = logging.getLogger("hyperhive.projector")
@@ -120,23 +119,18 @@ async def run_projector(
     def healthy(_written: int, _position: int) -> None:
         backoff.reset()
 
+    async def attempt() -> None:
+        nonlocal sink
+        try:
+            await project(cfg, sink, on_batch=healthy)
+        except BrokenProcessPool:
+            log.warning("projector: the log writer process died; starting a new one")
+            await sink.aclose()
+            sink = ProcessSink(path, cfg.hive, projections)
+
     await announce(cfg, started(cfg, SERVICE, ev.SOURCE_BUS))
     try:
-        while True:
-            try:
-                await project(cfg, sink, on_batch=healthy)
-            except BrokenProcessPool:
-                log.warning("projector: the log writer process died; starting a new one")
-                await sink.aclose()
-                sink = ProcessSink(path, cfg.hive, projections)
-            except (HyperhiveError, nats.errors.Error, OSError, TimeoutError) as exc:
-                delay = backoff.next_delay()
-                log.warning("projector: %s; resuming in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-            except Exception:
-                delay = backoff.next_delay()
-                log.exception("projector: unexpected failure; resuming in %.1fs", delay)
-                await asyncio.sleep(delay)
+        await keep_running("projector", attempt, backoff, log)
     finally:
         await sink.aclose()
         await announce(cfg, stopped(cfg, SERVICE, ev.SOURCE_BUS))
