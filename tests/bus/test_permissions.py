@@ -246,7 +246,7 @@ class World:
 async def world(server: EmbeddedServer, agent_hive: str) -> AsyncIterator[World]:
     admin = await login(server.url, server.state_dir, auth.ADMIN, asyncio.Queue())
     w = World(server, agent_hive, admin)
-    js = admin.jetstream()
+    js = admin.jetstream(timeout=30)  # a loaded machine: the setup must not be what fails
     with contextlib.suppress(js_errors.NotFoundError):
         await js.delete_stream(w.stream)  # whatever an earlier cell did to it
     await ensure_stream(js, agent_hive, LIMITS)
