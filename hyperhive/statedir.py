@@ -15,6 +15,8 @@
       agents/<name>/harness.log       the process backend's harness output
       agents/<name>/config/proposed/  git repo the manager commits agent.nix to
       agents/<name>/config/applied/   git repo only c0re writes (what is built)
+      dashboard/operator-token        the dashboard's operator token, hashed (0600)
+      dashboard/session-key           the key sealing the dashboard's session cookies (0600)
 
 Agent names are validated before they become a path, and `inside` proves a
 resolved path lies under the state dir before anything is deleted there.
@@ -128,6 +130,22 @@ class StateDir:
 
     def credentials_file(self, role: str) -> Path:
         return self.credentials / f"{check_role(role)}.json"
+
+    # ------------------------------------------------------------ the dashboard
+
+    @property
+    def dashboard(self) -> Path:
+        return self.root / "dashboard"
+
+    @property
+    def operator_token(self) -> Path:
+        """The operator token's sha256 and the sign-in generation (never the token)."""
+        return self.dashboard / "operator-token"
+
+    @property
+    def session_key(self) -> Path:
+        """The key that seals the dashboard's session cookies."""
+        return self.dashboard / "session-key"
 
     # ------------------------------------------------------------ agents
 

@@ -25,6 +25,7 @@ from hyperhive.eventlog.projector import run_projector
 from hyperhive.procs import describe_status, wait_exit
 from hyperhive.service import run_until_signalled
 from hyperhive.statedir import StateDir
+from hyperhive.web import tokens
 
 log = logging.getLogger("hyperhive")
 
@@ -207,6 +208,40 @@ def mcp(agent: str, **kw: Any) -> None:
     cfg = resolve(kw)
     setup_logging(cfg.log_level)  # logs go to stderr: stdout is the protocol
     run(run_mcp(cfg, names.check_agent(agent)))
+
+
+@main.command()
+@common_options
+@click.option("--dashboard-port", type=int, default=None, help="Port to listen on (default 7000).")
+@refusals
+def dashboard(dashboard_port: int | None, **kw: Any) -> None:
+    """The operator dashboard alone: the hive live in a browser, steered as the operator."""
+    from hyperhive.web.service import run_dashboard
+
+    cfg = resolve(kw, dashboard_port=dashboard_port)
+    paths = StateDir.at(cfg.state_dir).ensure()
+    setup_logging(cfg.log_level)
+    minted = tokens.ensure(paths)
+
+    def banner(url: str) -> None:
+        click.echo(f"dashboard   {url}")
+        if minted is not None:
+            click.echo(f"  operator token (shown once): {minted}")
+        else:
+            click.echo("  operator token: `hyperhive token` makes a new one")
+
+    run(run_until_signalled(lambda: run_dashboard(cfg, on_listening=banner)))
+
+
+@main.command()
+@common_options
+@refusals
+def token(**kw: Any) -> None:
+    """A new operator token for the dashboard, printed once and stored hashed; every
+    signed-in browser must sign in again."""
+    cfg = resolve(kw)
+    paths = StateDir.at(cfg.state_dir).ensure()
+    click.echo(tokens.mint(paths, sign_out=True))
 
 
 @main.command()

@@ -1,0 +1,1 @@
+"""The operator dashboard and the agents' pages (litestar, jinja2, server-sent events)."""
