@@ -124,23 +124,38 @@ async def resolve_streams(nc: Client, hive: str) -> list[HiveStream]:
 
 
 async def read_range(
-    nc: Client, hs: HiveStream, flt: EventFilter, start: StartAt, end_seq: int
+    nc: Client,
+    hs: HiveStream,
+    flt: EventFilter,
+    start: StartAt,
+    end_seq: int,
+    on_subjects: list[str] | None = None,
 ) -> AsyncGenerator[Record, None]:
-    """Matching records of one stream from `start` up to `end_seq`, in stream order."""
+    """Matching records of one stream from `start` up to `end_seq`, in stream order.
+
+    `on_subjects` narrows the read to exact subjects (an inbox) instead of the
+    filter's own; the filter still decides.
+    """
     if end_seq < 1 or (start.seq is not None and start.seq > end_seq):
         return
     f = flt.for_hive(hs.hive)
     batch = READ_BATCH
     if start.seq is not None:
         batch = max(1, min(READ_BATCH, end_seq - start.seq + 1))
-    msgs = read_ordered(nc, hs.stream, f.subjects(), start, False, end_seq, batch)
+    wanted = on_subjects if on_subjects is not None else f.subjects()
+    msgs = read_ordered(nc, hs.stream, wanted, start, False, end_seq, batch)
     async with contextlib.aclosing(_matching(hs.hive, f, msgs)) as records:
         async for rec in records:
             yield rec
 
 
 async def last_matching(
-    nc: Client, hs: HiveStream, flt: EventFilter, n: int, floor: int = 1
+    nc: Client,
+    hs: HiveStream,
+    flt: EventFilter,
+    n: int,
+    floor: int = 1,
+    on_subjects: list[str] | None = None,
 ) -> list[Record]:
     """The last `n` records matching `flt` at or above sequence `floor`, in stream order.
 
@@ -155,7 +170,7 @@ async def last_matching(
     hi, window = hs.last_seq, max(n * 4, FIRST_WINDOW)
     while hi >= low and len(found) < n:
         lo = max(low, hi - window + 1)
-        chunk = [rec async for rec in read_range(nc, hs, flt, StartAt(seq=lo), hi)]
+        chunk = [rec async for rec in read_range(nc, hs, flt, StartAt(seq=lo), hi, on_subjects)]
         found[:0] = chunk
         hi, window = lo - 1, window * 2
     return found[-n:]

@@ -244,6 +244,25 @@ def model(fmt: str, name: str, model: str, **kw: Any) -> None:
     _emit(fmt, _run(kw, lambda: v.SetModel(name=name, model=model)), _result_lines)
 
 
+@_verb("logs", "An agent's last log lines (its harness.log, or its container's journal).")
+@NAME
+@click.option(
+    "-n",
+    "--lines",
+    type=click.IntRange(1, v.MAX_LOG_LINES),
+    default=200,
+    show_default=True,
+    help="How many lines.",
+)
+def logs(fmt: str, name: str, lines: int, **kw: Any) -> None:
+    result = _run(kw, lambda: v.Logs(name=name, lines=lines))
+
+    def text(r: dict[str, Any]) -> list[str]:
+        return [render.escape(line) for line in r["lines"]] or [f"no log lines for {name}"]
+
+    _emit(fmt, result, text)
+
+
 # ---------------------------------------------------------------- messages, questions, approvals
 
 

@@ -26,6 +26,7 @@ from hyperhive.procs import describe_status, wait_exit
 from hyperhive.service import run_until_signalled
 from hyperhive.statedir import StateDir
 from hyperhive.web import tokens
+from hyperhive.web.service import run_dashboard
 
 log = logging.getLogger("hyperhive")
 
@@ -95,8 +96,8 @@ async def _keep_serving(server: EmbeddedServer) -> None:
 @click.option("--dashboard-port", type=int, default=None, help="Port of the operator dashboard.")
 @refusals
 def up(nats_port: int | None, dashboard_port: int | None, **kw: Any) -> None:
-    """The whole hive on this machine: embedded nats-server (unless --nats), projector, c0re
-    and the agents of hive.toml (the manager always)."""
+    """The whole hive on this machine: embedded nats-server (unless --nats), projector, c0re,
+    the dashboard and the agents of hive.toml (the manager always)."""
     cfg = resolve(kw, nats_port=nats_port, dashboard_port=dashboard_port)
     paths = StateDir.at(cfg.state_dir).ensure()
     setup_logging(cfg.log_level)
@@ -124,9 +125,17 @@ def _up(cfg: HiveConfig, paths: StateDir) -> None:
         )
         click.echo("  Ctrl-C stops everything.")
 
+    token = tokens.mint(paths, sign_out=False)  # a new one each start; signed-in tabs stay
+
+    def dashboard_banner(url: str) -> None:
+        click.echo(f"  dashboard   {url}")
+        click.echo(f"  sign in:    {url}login#token={token}")
+        click.echo(f"  operator token (for this run): {token}")
+
     services: list[Callable[[], Awaitable[Any]]] = [
         lambda: run_projector(cfg, projections=PROJECTIONS),
         lambda: run_c0re(cfg),
+        lambda: run_dashboard(cfg, on_listening=dashboard_banner),
     ]
     if server is not None:
         embedded = server
@@ -216,8 +225,6 @@ def mcp(agent: str, **kw: Any) -> None:
 @refusals
 def dashboard(dashboard_port: int | None, **kw: Any) -> None:
     """The operator dashboard alone: the hive live in a browser, steered as the operator."""
-    from hyperhive.web.service import run_dashboard
-
     cfg = resolve(kw, dashboard_port=dashboard_port)
     paths = StateDir.at(cfg.state_dir).ensure()
     setup_logging(cfg.log_level)

@@ -36,6 +36,7 @@ AnyCommand: TypeAlias = (
     | verbs.CancelQuestion
     | verbs.CancelTurn
     | verbs.ListPorts
+    | verbs.Logs
 )
 
 ALL_COMMANDS: tuple[type[Command], ...] = typing.get_args(AnyCommand)

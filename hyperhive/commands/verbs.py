@@ -23,6 +23,8 @@ CommitRef = Annotated[
     str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")
 ]
 DEFAULT_QUESTION_TTL = 3600
+MAX_LOG_LINES = 500
+LogLines = Annotated[int, msgspec.Meta(ge=1, le=MAX_LOG_LINES)]
 
 AGENT = "agent"
 MANAGER = "manager"
@@ -235,6 +237,15 @@ class CancelTurn(Command, frozen=True, kw_only=True, tag="cancel_turn"):
     """Cancel an agent's running turn (its harness interrupts claude)."""
 
     name: AgentName
+
+    callers: ClassVar[tuple[str, ...]] = (OPERATOR,)
+
+
+class Logs(Command, frozen=True, kw_only=True, tag="logs"):
+    """An agent's last log lines: its harness.log, or its container's journal."""
+
+    name: AgentName
+    lines: LogLines = 200
 
     callers: ClassVar[tuple[str, ...]] = (OPERATOR,)
 

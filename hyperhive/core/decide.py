@@ -81,7 +81,15 @@ class Wake:
     name: str
 
 
-Effect = Lifecycle | ApplyCommit | CancelTurn | Wake
+@dataclass(frozen=True)
+class ReadLogs:
+    """Read an agent's last log lines from the backend (a read: served off the command loop)."""
+
+    name: str
+    lines: int
+
+
+Effect = Lifecycle | ApplyCommit | CancelTurn | Wake | ReadLogs
 
 
 @dataclass(frozen=True)
@@ -535,6 +543,13 @@ def _ports(state: HiveState, caller: str, c: v.ListPorts, ctx: Context) -> Decis
     return Decision([], {"ports": rows, "collisions": clashes})
 
 
+def _logs(state: HiveState, caller: str, c: v.Logs, ctx: Context) -> Decision:
+    name = _name(c.name)
+    if name not in state.agents and name not in state.kept:
+        raise refuse(f"unknown agent {name!r}")
+    return Decision([], {"name": name}, ReadLogs(name, c.lines))
+
+
 _HANDLERS: dict[type[Command], Callable[[HiveState, str, Any, Context], Decision]] = {
     v.Send: _send,
     v.AskOperator: _ask,
@@ -561,6 +576,7 @@ _HANDLERS: dict[type[Command], Callable[[HiveState, str, Any, Context], Decision
     v.CancelQuestion: _cancel_question,
     v.CancelTurn: _cancel_turn,
     v.ListPorts: _ports,
+    v.Logs: _logs,
 }
 
 

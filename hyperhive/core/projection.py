@@ -121,25 +121,26 @@ class StateTables:
         self._saved = new
 
 
-def read_tables(conn: sqlite3.Connection, hive: str, position: int) -> HiveState:
-    """The state the tables hold (at `position`)."""
+TABLE_QUERIES: dict[str, str] = {
+    "agents": "SELECT data FROM hive_agents",
+    "kept": "SELECT data FROM hive_kept",
+    "questions": "SELECT data FROM hive_questions",
+    "approvals": "SELECT data FROM hive_approvals",
+    "inbox": "SELECT agent, data FROM hive_inbox",
+}
 
-    def rows(table: str) -> list[bytes]:
-        try:
-            return [bytes(r[0]) for r in conn.execute(f"SELECT data FROM {table}")]
-        except sqlite3.OperationalError:  # not created yet
-            return []
 
-    agents = {a.name: a for a in map(_agent.decode, rows("hive_agents"))}
-    kept = {k.name: k for k in map(_kept.decode, rows("hive_kept"))}
-    questions = {q.question_id: q for q in map(_question.decode, rows("hive_questions"))}
-    approvals = {a.approval_id: a for a in map(_approval.decode, rows("hive_approvals"))}
-    inbox: dict[str, tuple[str, ...]] = {}
-    try:
-        for agent, data in conn.execute("SELECT agent, data FROM hive_inbox"):
-            inbox[agent] = _ids.decode(data)
-    except sqlite3.OperationalError:
-        pass
+def state_from_rows(hive: str, position: int, rows: dict[str, list[tuple[Any, ...]]]) -> HiveState:
+    """The state the tables' rows (`TABLE_QUERIES`' results, by table) describe."""
+
+    def data(table: str) -> list[bytes]:
+        return [bytes(r[0]) for r in rows.get(table, [])]
+
+    agents = {a.name: a for a in map(_agent.decode, data("agents"))}
+    kept = {k.name: k for k in map(_kept.decode, data("kept"))}
+    questions = {q.question_id: q for q in map(_question.decode, data("questions"))}
+    approvals = {a.approval_id: a for a in map(_approval.decode, data("approvals"))}
+    inbox = {str(agent): _ids.decode(blob) for agent, blob in rows.get("inbox", [])}
     return HiveState(
         hive=hive,
         position=position,
@@ -149,6 +150,17 @@ def read_tables(conn: sqlite3.Connection, hive: str, position: int) -> HiveState
         approvals=approvals,
         inbox=inbox,
     )
+
+
+def read_tables(conn: sqlite3.Connection, hive: str, position: int) -> HiveState:
+    """The state the tables hold (at `position`)."""
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    for table, query in TABLE_QUERIES.items():
+        try:
+            rows[table] = list(conn.execute(query))
+        except sqlite3.OperationalError:  # not created yet
+            rows[table] = []
+    return state_from_rows(hive, position, rows)
 
 
 def read_state(path: Path, hive: str) -> HiveState:

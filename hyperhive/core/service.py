@@ -22,6 +22,7 @@ import logging
 import shutil
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +62,7 @@ from hyperhive.core.decide import (
     Context,
     Effect,
     Lifecycle,
+    ReadLogs,
     Wake,
     decide,
     system_message,
@@ -80,6 +82,17 @@ SERVICE = "c0re"
 QUEUE_PER_CALLER = 64  # commands waiting per agent; one more is refused at once
 QUEUE_OPERATOR = 4096  # the operator (hivectl, the dashboard) is trusted with more
 HARNESS_TIMEOUT = 3.0
+LOG_TIMEOUT = 30.0  # reading a container's journal
+LOG_READERS = 4  # log reads at once, off the command loop
+MAX_LOG_LINE = 1000  # characters kept of one log line (a reply stays far below max_payload)
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A decided read whose answer comes later: `result` plus what `work` returns."""
+
+    result: dict[str, Any]
+    work: Callable[[], Awaitable[dict[str, Any]]]
 
 
 class C0re:
@@ -100,6 +113,8 @@ class C0re:
         self.tasks: list[asyncio.Task[Any]] = []
         self.restarts: dict[str, Backoff] = {}
         self.nats_url = cfg.nats_url
+        self.readers = asyncio.Semaphore(LOG_READERS)
+        self.reads: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ the fold
 
@@ -201,14 +216,43 @@ class C0re:
                         continue
                     call = queue.popleft()
                     reply = await self.handle(call)
-                    await self._respond(call.msg, reply)
+                    if isinstance(reply, Deferred):
+                        task = asyncio.create_task(self._respond_later(call, reply))
+                        self.reads.add(task)
+                        task.add_done_callback(self.reads.discard)
+                    else:
+                        await self._respond(call.msg, reply)
 
     async def _respond(self, msg: Msg, reply: Reply) -> None:
         with contextlib.suppress(nats.errors.Error):
             await msg.respond(encode_reply(reply))
 
-    async def handle(self, call: Call) -> Reply:
-        """One command: decode, decide, publish, carry out; never raises."""
+    async def _respond_later(self, call: Call, deferred: Deferred) -> None:
+        """Carry out a read off the command loop (a journal can be slow), then answer."""
+        async with self.readers:
+            try:
+                async with asyncio.timeout(LOG_TIMEOUT):
+                    result = await deferred.work()
+                reply: Reply = done(**{**deferred.result, **result})
+            except TimeoutError:
+                reply = refused(f"{call.verb}: no answer from the backend within {LOG_TIMEOUT:g}s")
+            except (HyperhiveError, OSError) as exc:
+                reply = refused(f"{call.verb}: {exc}")
+            except Exception as exc:
+                log.exception("c0re: %s %s failed", call.caller, call.verb)
+                reply = refused(f"c0re failed on {call.verb}: {type(exc).__name__}: {exc}")
+        await self._respond(call.msg, reply)
+
+    async def read_logs(self, effect: ReadLogs) -> dict[str, Any]:
+        lines = await self.backend.log_lines(effect.name, effect.lines)
+        return {"lines": [line[:MAX_LOG_LINE] for line in lines[-effect.lines :]]}
+
+    async def handle(self, call: Call) -> Reply | Deferred:
+        """One command: decode, decide, publish, carry out; never raises.
+
+        A read (an agent's logs) is decided here and handed back as `Deferred`:
+        the dispatcher carries it out beside the command loop.
+        """
         if call.hive != self.hive:
             return refused(f"this c0re serves hive {self.hive!r}, not {call.hive!r}")
         try:
@@ -220,6 +264,9 @@ class C0re:
                 decision = decide(self.state, call.caller, command, self.ctx())
                 await self.publish(decision.events)
                 result = dict(decision.result)
+                if isinstance(decision.effect, ReadLogs):
+                    effect = decision.effect
+                    return Deferred(result, lambda: self.read_logs(effect))
                 if decision.effect is not None:
                     result.update(await self.carry_out(decision.effect, call.caller))
                 return done(**result)
@@ -253,6 +300,8 @@ class C0re:
         if isinstance(effect, Wake):
             await self.wake(effect.name)
             return {}
+        if isinstance(effect, ReadLogs):
+            return await self.read_logs(effect)
         return await self.cancel_turn(effect)
 
     async def wake(self, name: str) -> None:

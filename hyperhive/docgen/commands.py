@@ -38,6 +38,7 @@ REFUSALS: dict[str, str] = {
     "cancel_question": "unknown question; already answered, expired or cancelled",
     "cancel_turn": "unknown agent; its harness does not answer",
     "ports": "—",
+    "logs": "unknown agent (a kept one is allowed); more than 500 lines; the backend cannot read them",
 }
 
 

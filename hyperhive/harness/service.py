@@ -97,6 +97,7 @@ class Harness:
         self.turn_id: str | None = None
         self.cancelled_by: str | None = None
         self.kicked_by: str | None = None
+        self.compact_by: str | None = None
         self.recv_task: asyncio.Task[Received | None] | None = None
         self.auth_failed = False
 
@@ -131,14 +132,35 @@ class Harness:
             reply = {"ok": True, "result": {"woken": True}}
         elif call.verb == "kick":
             self.kicked_by = "operator"
-            self.woken.set()
-            if self.recv_task is not None and not self.recv_task.done():
-                self.recv_task.cancel()
+            self._interrupt_wait()
             reply = {"ok": True, "result": {"kicked": True}}
+        elif call.verb in ("clear", "compact"):
+            reply = self._session_verb(call.verb)
         else:
             reply = {"ok": False, "error": f"unknown harness verb {call.verb!r}"}
         with contextlib.suppress(nats.errors.Error):
             await msg.respond(msgspec.json.encode(reply))
+
+    def _compact_asked(self) -> bool:
+        return self.compact_by is not None
+
+    def _interrupt_wait(self) -> None:
+        self.woken.set()
+        if self.recv_task is not None and not self.recv_task.done():
+            self.recv_task.cancel()
+
+    def _session_verb(self, verb: str) -> dict[str, Any]:
+        """`clear` (the next turn starts a new session) or `compact` (a compaction turn now)."""
+        if self.turn_id is not None or self.compact_by is not None:
+            return {"ok": False, "error": f"{self.agent} is in a turn: cancel it first, or wait"}
+        if self._session() is None:
+            return {"ok": False, "error": f"{self.agent} has no session yet: nothing to {verb}"}
+        if verb == "clear":
+            self._forget_session()
+            return {"ok": True, "result": {"cleared": True}}
+        self.compact_by = "operator"
+        self._interrupt_wait()
+        return {"ok": True, "result": {"compacting": True}}
 
     # ------------------------------------------------------------ the loop
 
@@ -153,10 +175,15 @@ class Harness:
                     await backoff.sleep()
                     continue
                 backoff.reset()
+                if self._compact_asked():  # asked for while paused, or just now
+                    await self._compact_turn()
+                    continue
                 if me.get("paused"):
                     await self._wait_woken(PAUSED_CHECK)
                     continue
                 got = await self._wait_for_message()
+                if self._compact_asked():
+                    await self._compact_turn()
                 if got is None and self.kicked_by is None:
                     continue
                 trigger = "kick" if got is None else "message"
@@ -178,6 +205,8 @@ class Harness:
         try:
             return await self.recv_task
         except asyncio.CancelledError:
+            if self.compact_by is not None and self.kicked_by is None:
+                return None  # the wait was cut short for a compaction turn
             if self.kicked_by is None:
                 raise
             await self.emit(
@@ -229,6 +258,41 @@ class Harness:
             await self._ended(turn_id, outcome, loop.time() - started)
         except Exception as exc:  # a harness bug must not end the loop: the turn failed
             log.exception("harness %s: turn %s failed", self.agent, turn_id)
+            await self._failed(turn_id, f"the harness failed: {type(exc).__name__}: {exc}", 0)
+        finally:
+            self.turn_id = None
+
+    async def _compact_turn(self) -> None:
+        """The operator's `/compact`: one turn that compacts the session, reported as any turn."""
+        by, self.compact_by = self.compact_by, None
+        me = await self.me() or {}
+        model = str(me.get("model") or self.cfg.default_model)
+        manager = bool(me.get("manager"))
+        others = [str(a) for a in me.get("agents", []) if isinstance(a, str)]
+        turn_id = new_id()
+        self.turn_id, self.cancelled_by = turn_id, None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await self.emit(
+            ev.TurnStarted(
+                hive=self.hive,
+                agent=self.agent,
+                source=ev.SOURCE_HARNESS,
+                turn_id=turn_id,
+                model=model,
+                trigger="operator",
+            )
+        )
+        log.info("harness %s: compacting the session for %s", self.agent, by)
+        self.transcripts.begin(turn_id, "operator", model)
+        try:
+            system = prompts.system_prompt(
+                self.agent, self.hive, others, manager, str(self.home.root / "notes.md")
+            )
+            outcome = await self._run_claude(turn_id, "/compact", system, model, manager)
+            await self._ended(turn_id, outcome, loop.time() - started)
+        except Exception as exc:
+            log.exception("harness %s: compaction turn %s failed", self.agent, turn_id)
             await self._failed(turn_id, f"the harness failed: {type(exc).__name__}: {exc}", 0)
         finally:
             self.turn_id = None

@@ -278,3 +278,38 @@ async def test_an_event_kinds_story_is_on_the_stream(live: LiveHive) -> None:
         assert msg.data is not None
         kinds.add(ev.decode_event(msg.data).kind)
     assert {"agent.spawned", "agent.started", "agent.kicked", "message.sent"} <= kinds
+
+
+async def test_logs_are_an_agents_harness_log_and_refused_for_strangers(live: LiveHive) -> None:
+    log_path = live.state_dir / "agents" / "alice" / "harness.log"
+    await wait_until(lambda: log_path.exists(), what="alice's harness.log")
+    with log_path.open("a") as f:
+        f.write("a line only this test wrote\n")
+    reply = await live.op(v.Logs(name="alice", lines=5))
+    assert reply["name"] == "alice"
+    assert reply["lines"][-1] == "a line only this test wrote"
+    assert len(reply["lines"]) <= 5
+    for name, why in (("nobody", "unknown agent 'nobody'"), ("..", "invalid agent name")):
+        with pytest.raises(CommandRefused, match=why):
+            await live.op(v.Logs(name=name))
+
+
+async def test_a_slow_log_read_does_not_hold_up_other_commands(live: LiveHive) -> None:
+    gate = asyncio.Event()
+    backend = live.core.backend
+    real = backend.log_lines
+
+    async def slow(agent: str, lines: int = 200) -> list[str]:
+        await gate.wait()
+        return await real(agent, lines)
+
+    backend.log_lines = slow  # type: ignore[method-assign]
+    try:
+        pending = asyncio.create_task(live.op(v.Logs(name="alice")))
+        rows = (await live.op(v.ListAgents()))["agents"]  # answered while the read waits
+        assert {r["name"] for r in rows} >= {"alice"}
+        assert not pending.done()
+        gate.set()
+        assert (await pending)["name"] == "alice"
+    finally:
+        backend.log_lines = real  # type: ignore[method-assign]

@@ -323,3 +323,51 @@ async def test_when_compaction_does_not_help_the_session_starts_afresh(hive: Liv
     last = runner.invocations[-1]
     assert "--resume" not in last.argv
     assert "was reset" in last.prompt
+
+
+async def harness_verb(hive: LiveHive, agent: str, verb: str) -> dict[str, Any]:
+    subject = subjects.harness_command_subject(hive.cfg.hive, agent, verb)
+    reply = await hive.operator.request(subject, b"{}", timeout=5)
+    data: dict[str, Any] = json.loads(reply.data)
+    return data
+
+
+async def test_clear_starts_the_next_turn_in_a_new_session(hive: LiveHive) -> None:
+    runner = ScriptedRunner(turns=[[result(session="old")], [result(session="new")]])
+    async with Events(hive) as events, harness_for(hive, "alice", runner):
+        await wait_until(lambda: events.of(ev.TurnFinished), what="the kick's turn")
+        assert (await harness_verb(hive, "alice", "clear"))["result"] == {"cleared": True}
+        again = await harness_verb(hive, "alice", "clear")
+        assert again["ok"] is False and "no session" in again["error"]
+        await hive.op(v.Send(to="alice", body="fresh start"))
+        await wait_until(lambda: len(events.of(ev.TurnFinished)) >= 2, what="the next turn")
+    assert "--resume" not in runner.invocations[1].argv
+
+
+async def test_compact_is_a_turn_of_its_own_on_the_same_session(hive: LiveHive) -> None:
+    runner = ScriptedRunner(turns=[[result(session="s9")], [result("compacted", session="s9")]])
+    async with Events(hive) as events, harness_for(hive, "alice", runner):
+        await wait_until(lambda: events.of(ev.TurnFinished), what="the kick's turn")
+        reply = await harness_verb(hive, "alice", "compact")
+        assert reply["result"] == {"compacting": True}
+        await wait_until(lambda: len(events.of(ev.TurnFinished)) >= 2, what="the compaction turn")
+    compaction = runner.invocations[1]
+    assert compaction.prompt == "/compact"
+    assert compaction.argv[compaction.argv.index("--resume") + 1] == "s9"
+    assert events.of(ev.TurnStarted)[1].trigger == "operator"
+
+
+async def test_clear_and_compact_are_refused_during_a_turn(hive: LiveHive) -> None:
+    hold = asyncio.Event()
+    runner = ScriptedRunner(turns=[[result()], [result()]])
+    async with Events(hive) as events, harness_for(hive, "alice", runner):
+        await wait_until(lambda: events.of(ev.TurnFinished), what="the kick's turn")
+        runner.hold = hold
+        await hive.op(v.Send(to="alice", body="slow one"))
+        await wait_until(lambda: hive.core.state.agents["alice"].turn_id, what="the slow turn")
+        for verb in ("clear", "compact"):
+            reply = await harness_verb(hive, "alice", verb)
+            assert reply["ok"] is False and "in a turn" in reply["error"]
+        hold.set()
+        await wait_until(lambda: len(events.of(ev.TurnFinished)) >= 2, what="the slow turn's end")
+    assert [i.prompt for i in runner.invocations].count("/compact") == 0
