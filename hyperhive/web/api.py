@@ -12,24 +12,22 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.types import ControllerRouterHandler
 
 from hyperhive.bus.filters import EventFilter
 from hyperhive.bus.tail import HiveStream, last_matching
 from hyperhive.commands import Command, CommandRefused
 from hyperhive.commands import verbs as v
-from hyperhive.config import HiveConfig
 from hyperhive.core import configrepo
 from hyperhive.core.decide import agent_row, approval_row, question_row
 from hyperhive.core.ports import collisions as port_collisions
 from hyperhive.errors import BackendError, InvalidName, NotConnected
 from hyperhive.events.envelope import MAX_TEXT
-from hyperhive.statedir import StateDir
 from hyperhive.web import compose, login, present
+from hyperhive.web.deps import AgentDep, CfgDep, HubDep, LoginsDep, StateDirDep, ViewDep
 from hyperhive.web.hives import Hub
 from hyperhive.web.hub import HiveView
-from hyperhive.web.login import LoginFlows
 
 MAX_DIFF = 256 * 1024
 EVENTS_LIMIT = 1000
@@ -142,7 +140,7 @@ class HiveApi(Controller):
     # ------------------------------------------------------------ reads
 
     @get("/agents")
-    async def agents(self, view: HiveView) -> Reply:
+    async def agents(self, view: ViewDep) -> Reply:
         """Every agent with its state, and the kept ones (as `hivectl agents -o json`)."""
         s = view.state
         rows = [agent_row(s, a, view.default_model) for _, a in sorted(s.agents.items())]
@@ -151,7 +149,7 @@ class HiveApi(Controller):
 
     @get("/questions")
     async def questions(
-        self, view: HiveView, show_all: Annotated[bool, Parameter(query="all")] = False
+        self, view: ViewDep, show_all: Annotated[bool, QueryParameter(name="all")] = False
     ) -> Reply:
         """Open questions (with `all`, the resolved ones too)."""
         qs = sorted(view.state.questions.values(), key=lambda q: (q.status != "open", q.expires_at))
@@ -159,7 +157,7 @@ class HiveApi(Controller):
 
     @get("/approvals")
     async def approvals(
-        self, view: HiveView, show_all: Annotated[bool, Parameter(query="all")] = False
+        self, view: ViewDep, show_all: Annotated[bool, QueryParameter(name="all")] = False
     ) -> Reply:
         """Pending approvals (with `all`, the settled ones too)."""
         rows = sorted(
@@ -170,7 +168,7 @@ class HiveApi(Controller):
         )
 
     @get("/ports")
-    async def ports(self, view: HiveView) -> Reply:
+    async def ports(self, view: ViewDep) -> Reply:
         """The agents' web UI ports, and the collisions among them."""
         clashes = {str(p): names for p, names in port_collisions(view.state.agents).items()}
         return ok({"collisions": clashes})
@@ -178,12 +176,12 @@ class HiveApi(Controller):
     @get("/events")
     async def events(
         self,
-        hub: Hub,
-        view: HiveView,
-        agent_filter: Annotated[str | None, Parameter(query="agent", max_length=64)] = None,
-        kind_filter: Annotated[str | None, Parameter(query="kind", max_length=64)] = None,
-        before: Annotated[int | None, Parameter(query="before", ge=1)] = None,
-        limit: Annotated[int, Parameter(query="limit", ge=1, le=EVENTS_LIMIT)] = 100,
+        hub: HubDep,
+        view: ViewDep,
+        agent_filter: Annotated[str | None, QueryParameter(name="agent", max_length=64)] = None,
+        kind_filter: Annotated[str | None, QueryParameter(name="kind", max_length=64)] = None,
+        before: Annotated[int | None, QueryParameter(name="before", ge=1)] = None,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=EVENTS_LIMIT)] = 100,
     ) -> Reply:
         """The last `limit` events (before sequence `before`), as stored, oldest first."""
         agents = (agent_filter,) if agent_filter else ()
@@ -208,17 +206,22 @@ class HiveApi(Controller):
     @get("/agents/{name:str}/logs")
     async def logs(
         self,
-        hub: Hub,
-        view: HiveView,
-        agent: str,
-        lines: Annotated[int, Parameter(query="lines", ge=1, le=v.MAX_LOG_LINES)] = 200,
+        hub: HubDep,
+        view: ViewDep,
+        agent: AgentDep,
+        lines: Annotated[int, QueryParameter(name="lines", ge=1, le=v.MAX_LOG_LINES)] = 200,
     ) -> Reply:
         """An agent's last log lines (harness.log, or its container's journal), via c0re."""
         return ok(await hub.command(view.hive, v.Logs(name=agent, lines=lines)))
 
     @get("/approvals/{approval_id:str}/diff")
     async def diff(
-        self, hub: Hub, view: HiveView, cfg: HiveConfig, state_dir: StateDir, approval_id: str
+        self,
+        hub: HubDep,
+        view: ViewDep,
+        cfg: CfgDep,
+        state_dir: StateDirDep,
+        approval_id: FromPath[str],
     ) -> Reply:
         """What approving an `apply_commit` would change in the agent's config (a unified diff)."""
         a = view.state.approvals.get(approval_id[:64])
@@ -238,26 +241,35 @@ class HiveApi(Controller):
     # ------------------------------------------------------------ actions
 
     @post("/agents", status_code=200)
-    async def spawn(self, hub: Hub, view: HiveView, data: SpawnBody) -> Reply:
+    async def spawn(self, hub: HubDep, view: ViewDep, data: JSONBody[SpawnBody]) -> Reply:
         """Spawn an agent now (a kept name is revived)."""
         cmd = v.Spawn(name=data.name.strip(), model=data.model.strip() or None)
         return ok(await hub.command(view.hive, cmd))
 
     @post("/agents/{name:str}/{action:str}", status_code=200)
     async def act(
-        self, hub: Hub, view: HiveView, agent: str, action: Action, data: Note | None = None
+        self,
+        hub: HubDep,
+        view: ViewDep,
+        agent: AgentDep,
+        action: FromPath[Action],
+        data: JSONBody[Note | None] = None,
     ) -> Reply:
         """A lifecycle action on an agent: start, stop, restart, rebuild, pause, resume,
         destroy, purge, kick, cancel-turn, revive."""
         return ok(await hub.command(view.hive, _command(action, agent, data.note if data else "")))
 
     @post("/agents/{name:str}/model", status_code=200)
-    async def model(self, hub: Hub, view: HiveView, agent: str, data: ModelBody) -> Reply:
+    async def model(
+        self, hub: HubDep, view: ViewDep, agent: AgentDep, data: JSONBody[ModelBody]
+    ) -> Reply:
         """The model the agent uses from its next turn."""
         return ok(await hub.command(view.hive, v.SetModel(name=agent, model=data.model.strip())))
 
     @post("/agents/{name:str}/say", status_code=200)
-    async def say(self, hub: Hub, view: HiveView, agent: str, data: TextBody) -> Reply:
+    async def say(
+        self, hub: HubDep, view: ViewDep, agent: AgentDep, data: JSONBody[TextBody]
+    ) -> Reply:
         """A line typed on the agent's page: a message to it, or a slash command."""
         what = compose.parse_agent_input(agent, data.text)
         if isinstance(what, compose.SendMessage):
@@ -278,18 +290,20 @@ class HiveApi(Controller):
         return ok({**result, "output": told[what.name], "clear_terminal": what.name == "clear"})
 
     @post("/send", status_code=200)
-    async def send(self, hub: Hub, view: HiveView, data: SendBody) -> Reply:
+    async def send(self, hub: HubDep, view: ViewDep, data: JSONBody[SendBody]) -> Reply:
         """A message from the operator into an agent's inbox."""
         return ok(await hub.command(view.hive, v.Send(to=data.to, body=data.body)))
 
     @post("/compose", status_code=200)
-    async def compose(self, hub: Hub, view: HiveView, data: TextBody) -> Reply:
+    async def compose(self, hub: HubDep, view: ViewDep, data: JSONBody[TextBody]) -> Reply:
         """`@agent message`: a message from the operator."""
         msg = compose.parse_compose(data.text)
         return ok(await hub.command(view.hive, v.Send(to=msg.to, body=msg.body)))
 
     @post("/questions/{question_id:str}/answer", status_code=200)
-    async def answer(self, hub: Hub, view: HiveView, question_id: str, data: AnswerBody) -> Reply:
+    async def answer(
+        self, hub: HubDep, view: ViewDep, question_id: FromPath[str], data: JSONBody[AnswerBody]
+    ) -> Reply:
         """Answer an open question with the picked options and/or free text."""
         text = present.answer_text(data.options, data.text)
         if not text:
@@ -298,7 +312,11 @@ class HiveApi(Controller):
 
     @post("/questions/{question_id:str}/cancel", status_code=200)
     async def cancel_question(
-        self, hub: Hub, view: HiveView, question_id: str, data: Note | None = None
+        self,
+        hub: HubDep,
+        view: ViewDep,
+        question_id: FromPath[str],
+        data: JSONBody[Note | None] = None,
     ) -> Reply:
         """Withdraw an open question; the asker is told `[cancelled]`."""
         reason = (data.note if data else "")[:1024] or None
@@ -308,11 +326,11 @@ class HiveApi(Controller):
     @post("/approvals/{approval_id:str}/{decision:str}", status_code=200)
     async def decide(
         self,
-        hub: Hub,
-        view: HiveView,
-        approval_id: str,
-        decision: Literal["approve", "deny"],
-        data: Note | None = None,
+        hub: HubDep,
+        view: ViewDep,
+        approval_id: FromPath[str],
+        decision: FromPath[Literal["approve", "deny"]],
+        data: JSONBody[Note | None] = None,
     ) -> Reply:
         """Approve (carried out at once) or deny a pending request, with an optional note."""
         note = (data.note if data else "") or None
@@ -327,14 +345,19 @@ class HiveApi(Controller):
     # ------------------------------------------------------------ Claude login
 
     @get("/agents/{name:str}/login")
-    async def login_status(self, view: HiveView, agent: str, logins: LoginFlows) -> Reply:
+    async def login_status(self, view: ViewDep, agent: AgentDep, logins: LoginsDep) -> Reply:
         """The agent's Claude sign-in in progress, if any."""
         a = view.state.agents.get(agent)
         return ok({**logins.status(agent), "needs_login": bool(a and a.needs_login)})
 
     @post("/agents/{name:str}/login/api-key", status_code=200)
     async def login_key(
-        self, hub: Hub, view: HiveView, agent: str, state_dir: StateDir, data: ApiKeyBody
+        self,
+        hub: HubDep,
+        view: ViewDep,
+        agent: AgentDep,
+        state_dir: StateDirDep,
+        data: JSONBody[ApiKeyBody],
     ) -> Reply:
         """Give the agent an Anthropic API key (kept in its own Claude settings), then kick it."""
         _local(hub, view)
@@ -344,7 +367,9 @@ class HiveApi(Controller):
         return ok({"saved": True})
 
     @post("/agents/{name:str}/login/start", status_code=200)
-    async def login_start(self, hub: Hub, view: HiveView, agent: str, logins: LoginFlows) -> Reply:
+    async def login_start(
+        self, hub: HubDep, view: ViewDep, agent: AgentDep, logins: LoginsDep
+    ) -> Reply:
         """Start a Claude account sign-in for the agent: the answer has the URL to open."""
         _local(hub, view)
         self._agent(view, agent)
@@ -352,7 +377,12 @@ class HiveApi(Controller):
 
     @post("/agents/{name:str}/login/code", status_code=200)
     async def login_code(
-        self, hub: Hub, view: HiveView, agent: str, logins: LoginFlows, data: CodeBody
+        self,
+        hub: HubDep,
+        view: ViewDep,
+        agent: AgentDep,
+        logins: LoginsDep,
+        data: JSONBody[CodeBody],
     ) -> Reply:
         """Finish the sign-in with the code the sign-in page showed; the agent is kicked."""
         result = await logins.code(agent, data.code)
@@ -361,7 +391,7 @@ class HiveApi(Controller):
         return ok(result)
 
     @post("/agents/{name:str}/login/cancel", status_code=200)
-    async def login_cancel(self, agent: str, logins: LoginFlows) -> Reply:
+    async def login_cancel(self, agent: AgentDep, logins: LoginsDep) -> Reply:
         """Abandon the sign-in in progress."""
         await logins.cancel(agent)
         return ok({"cancelled": True})
@@ -373,7 +403,7 @@ class HiveApi(Controller):
 
 
 @get("/api/hives", tags=["hives"])
-async def hives(hub: Hub) -> Reply:
+async def hives(hub: HubDep) -> Reply:
     """The hives this dashboard serves."""
     return ok({"hives": hub.hives, "default": hub.default_hive})
 

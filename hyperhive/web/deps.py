@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
 
 from hyperhive.config import HiveConfig
 from hyperhive.names import check_agent
@@ -41,11 +42,11 @@ def provide_hub(state: State) -> Hub:
     return _parts(state).hub
 
 
-def provide_view(state: State, hive: str) -> HiveView:
+def provide_view(state: State, hive: FromPath[str]) -> HiveView:
     return _parts(state).hub.view(hive)
 
 
-def provide_agent(name: str) -> str:
+def provide_agent(name: FromPath[str]) -> str:
     return check_agent(name)
 
 
@@ -69,3 +70,11 @@ DEPENDENCIES = {
     "cfg": Provide(provide_cfg, sync_to_thread=False),
     "state_dir": Provide(provide_state_dir, sync_to_thread=False),
 }
+
+# What a handler writes to be given one of them.
+HubDep = NamedDependency[Hub]
+ViewDep = NamedDependency[HiveView]
+AgentDep = NamedDependency[str]  # the `{name}` of the URL, checked
+LoginsDep = NamedDependency[LoginFlows]
+CfgDep = NamedDependency[HiveConfig]
+StateDirDep = NamedDependency[StateDir]

@@ -67,8 +67,13 @@ def on_forbidden(_: Request[Any, Any, Any], exc: PermissionDeniedException) -> R
     return refusal(403, f"refused: {exc.detail}")
 
 
-def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return refusal(exc.status_code, str(exc.detail))
+def on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    detail = str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"nothing here: {request.url.path[:200]}"
+    elif exc.status_code == 400 and not detail.startswith("invalid request"):
+        detail = f"invalid request: {detail}"
+    return refusal(exc.status_code, detail)
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

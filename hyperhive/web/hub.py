@@ -265,7 +265,7 @@ class HiveView:
                 ops.append(("morph", f"agent-{name}", p.agent_row(self.hive, a)))
                 ops.append(("morph", f"state-{name}", p.state_row(self.hive, a)))
                 ops.append(("morph", f"inbox-count-{name}", p.inbox_count(name, a.inbox)))
-        if old.kept is not new.kept:
+        if old.kept is not new.kept and old.kept != new.kept:
             ops.append(("morph", "kept", p.kept_list(self.hive, present.kept_views(new))))
         counts_changed = False
         if old.questions is not new.questions:

@@ -13,10 +13,9 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.params import Body, Parameter
+from litestar.params import QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
@@ -27,8 +26,8 @@ from hyperhive.bus.records import Record
 from hyperhive.bus.tail import HiveStream, last_matching
 from hyperhive.core.state import HiveState
 from hyperhive.errors import HyperhiveError, InvalidName, NotConnected
-from hyperhive.statedir import StateDir
 from hyperhive.web import present, tokens
+from hyperhive.web.deps import AgentDep, HubDep, StateDirDep, ViewDep
 from hyperhive.web.hives import Hub
 from hyperhive.web.hub import HiveView
 from hyperhive.web.security import safe_next
@@ -45,7 +44,7 @@ class LoginForm(msgspec.Struct):
     next: str = "/"
 
 
-async def _loaded(view: HiveView) -> None:
+async def _loaded(view: ViewDep) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(LOAD_WAIT):
             await view.loaded.wait()
@@ -55,7 +54,7 @@ async def _loaded(view: HiveView) -> None:
 
 
 @get("/login", exclude_from_auth=True, sync_to_thread=False)
-def login_page(next_url: Annotated[str | None, Parameter(query="next")] = None) -> Template:
+def login_page(next_url: Annotated[str | None, QueryParameter(name="next")] = None) -> Template:
     return Template("login.html", context={"error": None, "next_url": safe_next(next_url)})
 
 
@@ -67,8 +66,8 @@ def login_page(next_url: Annotated[str | None, Parameter(query="next")] = None) 
 )
 async def login(
     request: Request[Any, Any, Any],
-    state_dir: StateDir,
-    data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    state_dir: StateDirDep,
+    data: URLEncodedBody[LoginForm],
 ) -> Redirect | Template:
     record = await asyncio.to_thread(tokens.verify, state_dir, data.token.strip())
     if record is None:
@@ -91,7 +90,7 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
 
 
 @get("/", sync_to_thread=False)
-def home(hub: Hub) -> Redirect:
+def home(hub: HubDep) -> Redirect:
     hive = hub.default_hive
     if not hive:
         raise NotFoundException("no hive found on this NATS yet")
@@ -99,7 +98,7 @@ def home(hub: Hub) -> Redirect:
 
 
 @get("/h/{hive:str}")
-async def hive_page(hub: Hub, view: HiveView) -> Template:
+async def hive_page(hub: HubDep, view: ViewDep) -> Template:
     await _loaded(view)
     state = view.state  # one state for the whole page
     return Template(
@@ -155,7 +154,7 @@ def _agent_or_404(state: HiveState, name: str) -> None:
 
 
 @get("/h/{hive:str}/agents/{name:str}")
-async def agent_page(hub: Hub, view: HiveView, agent: str) -> Template:
+async def agent_page(hub: HubDep, view: ViewDep, agent: AgentDep) -> Template:
     await _loaded(view)
     state = view.state
     _agent_or_404(state, agent)
@@ -189,7 +188,9 @@ class Snapshot(msgspec.Struct, frozen=True):
 
 @get("/ui/h/{hive:str}/snapshot")
 async def snapshot(
-    hub: Hub, view: HiveView, agent_name: Annotated[str | None, Parameter(query="agent")] = None
+    hub: HubDep,
+    view: ViewDep,
+    agent_name: Annotated[str | None, QueryParameter(name="agent")] = None,
 ) -> Snapshot:
     await _loaded(view)
     state = view.state
@@ -213,11 +214,11 @@ class FeedPage(msgspec.Struct, frozen=True):
 
 @get("/ui/h/{hive:str}/feed")
 async def feed_page(
-    hub: Hub,
-    view: HiveView,
-    agent_filter: Annotated[str | None, Parameter(query="agent", max_length=64)] = None,
-    kind_filter: Annotated[str | None, Parameter(query="kind", max_length=64)] = None,
-    before: Annotated[int | None, Parameter(query="before", ge=1)] = None,
+    hub: HubDep,
+    view: ViewDep,
+    agent_filter: Annotated[str | None, QueryParameter(name="agent", max_length=64)] = None,
+    kind_filter: Annotated[str | None, QueryParameter(name="kind", max_length=64)] = None,
+    before: Annotated[int | None, QueryParameter(name="before", ge=1)] = None,
 ) -> FeedPage:
     agents = (agent_filter.strip(),) if agent_filter and agent_filter.strip() else ()
     kinds = (kind_filter.strip(),) if kind_filter and kind_filter.strip() else ()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,6 +53,19 @@ async def run_dashboard(
     state = StateDir.at(cfg.state_dir).ensure()
     await asyncio.to_thread(tokens.session_key, state)
     sock = await bind_listener(cfg.dashboard_address, cfg.dashboard_port)
+    try:
+        await _serve(cfg, state, sock, on_listening, on_ready)
+    finally:
+        sock.close()
+
+
+async def _serve(
+    cfg: HiveConfig,
+    state: StateDir,
+    sock: socket.socket,
+    on_listening: Callable[[str], Any] | None,
+    on_ready: Callable[[Hub, str], Any] | None,
+) -> None:
     url = url_of(sock)
     hub = Hub(cfg, render.Parts(render.environment()))
     logins = LoginFlows(state, cfg.claude)
@@ -93,4 +107,3 @@ async def run_dashboard(
             async with asyncio.timeout(GRACEFUL + 3):
                 await asyncio.shield(serving)
         await cancel_and_wait([serving, following])
-        sock.close()

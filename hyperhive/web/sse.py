@@ -18,10 +18,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from hyperhive.web.hub import HiveView, Update
+from hyperhive.web.deps import ViewDep
+from hyperhive.web.hub import Update
 
 KEEPALIVE = 15.0
 RETRY_MS = 1000
@@ -34,7 +35,7 @@ def _message(update: Update) -> ServerSentEventMessage:
     return ServerSentEventMessage(data=data, event="update", id=update.seq, retry=RETRY_MS)
 
 
-def _resync(view: HiveView) -> ServerSentEventMessage:
+def _resync(view: ViewDep) -> ServerSentEventMessage:
     return ServerSentEventMessage(
         data=msgspec.json.encode({"seq": view.position}).decode(), event="resync"
     )
@@ -47,7 +48,7 @@ def _last_event_id(request: Request[Any, Any, Any], since: int | None) -> int | 
     return since
 
 
-async def _updates(view: HiveView, after: int | None) -> AsyncIterator[ServerSentEventMessage]:
+async def _updates(view: ViewDep, after: int | None) -> AsyncIterator[ServerSentEventMessage]:
     listener, backlog = view.listen(after)
     try:
         status = msgspec.json.encode(
@@ -77,8 +78,8 @@ async def _updates(view: HiveView, after: int | None) -> AsyncIterator[ServerSen
 @get("/api/h/{hive:str}/stream", tags=["hive"])
 async def stream(
     request: Request[Any, Any, Any],
-    view: HiveView,
-    since: Annotated[int | None, Parameter(query="since", ge=0)] = None,
+    view: ViewDep,
+    since: Annotated[int | None, QueryParameter(name="since", ge=0)] = None,
 ) -> ServerSentEvent:
     """The hive's events as they land (server-sent events), from `since` or `Last-Event-ID`."""
     return ServerSentEvent(_updates(view, _last_event_id(request, since)))

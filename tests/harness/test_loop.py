@@ -338,7 +338,8 @@ async def test_clear_starts_the_next_turn_in_a_new_session(hive: LiveHive) -> No
         await wait_until(lambda: events.of(ev.TurnFinished), what="the kick's turn")
         assert (await harness_verb(hive, "alice", "clear"))["result"] == {"cleared": True}
         again = await harness_verb(hive, "alice", "clear")
-        assert again["ok"] is False and "no session" in again["error"]
+        assert again["ok"] is False
+        assert "no session" in again["error"]
         await hive.op(v.Send(to="alice", body="fresh start"))
         await wait_until(lambda: len(events.of(ev.TurnFinished)) >= 2, what="the next turn")
     assert "--resume" not in runner.invocations[1].argv
@@ -367,7 +368,8 @@ async def test_clear_and_compact_are_refused_during_a_turn(hive: LiveHive) -> No
         await wait_until(lambda: hive.core.state.agents["alice"].turn_id, what="the slow turn")
         for verb in ("clear", "compact"):
             reply = await harness_verb(hive, "alice", verb)
-            assert reply["ok"] is False and "in a turn" in reply["error"]
+            assert reply["ok"] is False
+            assert "in a turn" in reply["error"]
         hold.set()
         await wait_until(lambda: len(events.of(ev.TurnFinished)) >= 2, what="the slow turn's end")
     assert [i.prompt for i in runner.invocations].count("/compact") == 0

@@ -1,0 +1,178 @@
+"""A real hive with its dashboard: embedded nats-server, c0re, stand-in agents as processes,
+and `run_dashboard` on a free loopback port; plus a signed-in HTTP client and, for the
+`browser` tests, Debian's headless Chromium driven by playwright.
+
+Chromium: `/usr/bin/chromium` (or `HYPERHIVE_CHROMIUM`). Missing, CI (`CI=true`)
+installs Debian's package and fails if that fails; elsewhere the browser tests skip
+with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from hyperhive.statedir import StateDir
+from hyperhive.web import tokens
+from hyperhive.web.hives import Hub
+from hyperhive.web.service import run_dashboard
+from tests.core.conftest import LiveHive, live_hive
+from tests.helpers import stop_task, wait_until
+
+CHROMIUM = os.environ.get("HYPERHIVE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-gpu",
+    "--no-first-run",
+]
+
+
+@dataclass
+class Dash:
+    """A running dashboard on a live hive."""
+
+    live: LiveHive
+    hub: Hub
+    url: str  # http://127.0.0.1:<port>/
+    token: str
+
+    @property
+    def hive(self) -> str:
+        return self.live.cfg.hive
+
+    def at(self, path: str) -> str:
+        return self.url.rstrip("/") + path
+
+    async def caught_up(self, timeout: float = 10.0) -> int:
+        """Wait until the dashboard's view has folded everything c0re has; its position."""
+        view = self.hub.view(self.hive)
+        target = self.live.core.state.position
+        await wait_until(
+            lambda: view.loaded.is_set() and view.position >= target,
+            timeout=timeout,
+            what=f"the dashboard to reach seq {target} (at {view.position})",
+        )
+        return view.position
+
+
+@contextlib.asynccontextmanager
+async def dashboard_for(live: LiveHive) -> AsyncIterator[Dash]:
+    cfg = msgspec.structs.replace(live.cfg, dashboard_port=0, dashboard_address="127.0.0.1")
+    token = tokens.mint(StateDir.at(cfg.state_dir), sign_out=True)
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[tuple[Hub, str]] = loop.create_future()
+
+    def on_ready(hub: Hub, url: str) -> None:
+        if not ready.done():
+            ready.set_result((hub, url))
+
+    task = asyncio.create_task(run_dashboard(cfg, on_ready=on_ready))
+    try:
+        async with asyncio.timeout(30):
+            waiting: list[asyncio.Future[Any]] = [ready, task]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+        hub, url = ready.result()
+        dash = Dash(live, hub, url, token)
+        await dash.caught_up(timeout=30)
+        yield dash
+    finally:
+        await stop_task(task, timeout=15)
+
+
+@pytest.fixture
+async def dash(tmp_path: Path) -> AsyncIterator[Dash]:
+    async with (
+        live_hive(tmp_path / "state", "web", agents=("alice", "bob")) as live,
+        dashboard_for(live) as d,
+    ):
+        yield d
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+async def sign_in(client: httpx.AsyncClient, token: str) -> None:
+    """Sign in as a browser does: the login form (and its CSRF cookie), then the token."""
+    page = await client.get("/login")
+    assert page.status_code == 200, page.text
+    found = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+    assert found, "the login page has no CSRF field"
+    answer = await client.post(
+        "/login", data={"token": token, "next": "/", "_csrf_token": found.group(1)}
+    )
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/"
+
+
+def csrf_of(client: httpx.AsyncClient) -> str:
+    token = client.cookies.get("hyperhive_csrf")
+    assert token, "no CSRF cookie yet: GET a page first"
+    return str(token)
+
+
+@pytest.fixture
+async def client(dash: Dash) -> AsyncIterator[httpx.AsyncClient]:
+    """A signed-in client (session and CSRF cookies), as a same-origin browser would be."""
+    async with httpx.AsyncClient(base_url=dash.url, timeout=30) as c:
+        await sign_in(c, dash.token)
+        c.headers["x-csrf-token"] = csrf_of(c)
+        yield c
+
+
+async def post_json(client: httpx.AsyncClient, path: str, body: Any = None) -> httpx.Response:
+    return await client.post(path, json=body if body is not None else {})
+
+
+# ---------------------------------------------------------------- the browser
+
+
+def _install_chromium() -> None:
+    try:
+        proc = subprocess.run(
+            ["/bin/sh", "-c", CHROMIUM_INSTALL],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=1200,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"CI: `{CHROMIUM_INSTALL}` could not run: {exc}")
+    if proc.returncode != 0:
+        pytest.fail(
+            f"CI: `{CHROMIUM_INSTALL}` failed ({proc.returncode}):\n"
+            f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium: found, installed under CI, or the test is skipped (saying how)."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") != "true":
+            pytest.skip(
+                f"chromium not found at {CHROMIUM}: `{CHROMIUM_INSTALL}` "
+                "(CI installs it; HYPERHIVE_CHROMIUM points elsewhere)"
+            )
+        _install_chromium()
+        if not Path(CHROMIUM).exists():
+            found = shutil.which("chromium")
+            pytest.fail(f"CI: chromium installed but not at {CHROMIUM} (on PATH: {found})")
+    return CHROMIUM
