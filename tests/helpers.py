@@ -209,9 +209,17 @@ BIN = Path(sys.executable).parent  # the venv's console scripts
 
 
 def state_env(state: Path) -> dict[str, str]:
-    """Environment for a CLI subprocess on its own state dir (no config file, no colour)."""
+    """Environment for a CLI subprocess on its own state dir (no config file, no colour).
+
+    The dashboard of a `hyperhive up` takes any free port: tests run side by side.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERHIVE_")}
-    env.update(HYPERHIVE_STATE_DIR=str(state), HYPERHIVE_CONFIG=os.devnull, NO_COLOR="1")
+    env.update(
+        HYPERHIVE_STATE_DIR=str(state),
+        HYPERHIVE_CONFIG=os.devnull,
+        HYPERHIVE_DASHBOARD_PORT="0",
+        NO_COLOR="1",
+    )
     return env
 
 

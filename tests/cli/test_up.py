@@ -204,3 +204,97 @@ def test_hyperhive_nats_stops_cleanly_when_signalled(tmp_path: Path, sig: signal
             proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+def _signed_in_status(url: str, token: str) -> int:
+    """Sign in to a dashboard with `token`; the status of the hive page afterwards."""
+    import re
+
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=30) as c:
+        page = c.get("/login")
+        csrf = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+        assert csrf is not None
+        c.post("/login", data={"token": token, "_csrf_token": csrf.group(1)})
+        return c.get("/h/default").status_code
+
+
+def test_up_prints_the_dashboard_url_and_an_operator_token_that_signs_in(
+    hive_up: tuple[subprocess.Popen[str], Path],
+) -> None:
+    proc, state = hive_up
+    lines = _wait_for_line(proc, "operator token")
+    url = next(line.split()[-1] for line in lines if line.strip().startswith("dashboard"))
+    link = next(line.split()[-1] for line in lines if "sign in:" in line)
+    token = lines[-1].split()[-1]
+    assert url.startswith("http://127.0.0.1:")
+    assert link == f"{url}login#token={token}"
+    stored = (state / "dashboard" / "operator-token").read_text()
+    assert token not in stored  # kept hashed
+    assert stat.S_IMODE((state / "dashboard" / "operator-token").stat().st_mode) == 0o600
+    assert _signed_in_status(url, token) == 200
+    assert _signed_in_status(url, "not-the-token") == 303  # back to the sign-in page
+
+
+def test_hyperhive_dashboard_alone_mints_a_token_once(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    server = subprocess.Popen(
+        [str(BIN / "hyperhive"), "nats"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(state),
+    )
+    procs = [server]
+    try:
+        _wait_for_line(server, "nats-server ready at")
+        first = subprocess.Popen(
+            [str(BIN / "hyperhive"), "dashboard"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_env(state),
+        )
+        procs.append(first)
+        lines = _wait_for_line(first, "operator token")
+        assert "shown once" in lines[-1]
+        url = lines[-2].split()[-1]
+        token = lines[-1].split()[-1]
+        assert _signed_in_status(url, token) == 200
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+        again = subprocess.Popen(
+            [str(BIN / "hyperhive"), "dashboard"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_env(state),
+        )
+        procs.append(again)
+        lines = _wait_for_line(again, "operator token")
+        assert "hyperhive token" in lines[-1]
+        assert token not in lines[-1]
+        url = lines[-2].split()[-1]
+        assert _signed_in_status(url, token) == 200  # the same token still works
+        new = subprocess.run(
+            [str(BIN / "hyperhive"), "token"],
+            capture_output=True,
+            text=True,
+            env=_env(state),
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+        assert _signed_in_status(url, token) == 303
+        assert _signed_in_status(url, new) == 200
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            if p.stdout is not None:
+                p.stdout.close()

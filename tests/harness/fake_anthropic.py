@@ -15,6 +15,8 @@ What it answers:
 * `POST /v1/messages/count_tokens`: `{"input_tokens": N}` from a size estimate.
 * `HEAD /` (the CLI's pre-connect probe) and `GET` on `/` or `/v1/...`: 200 `{}`.
 * Anything else: 404 with the API's error body, recorded with kind "unknown".
+* With `require_api_key` set, a `/v1/messages` request without exactly that
+  `x-api-key` is answered 401 (`authentication_error`), as the real API does.
 
 Which requests the script answers. Each `/v1/messages` request gets a kind:
 
@@ -317,6 +319,9 @@ class FakeAnthropic:
         self.side_entry: Entry = Text("Side answer.")
         self.compact_entry: Entry = Text(DEFAULT_SUMMARY)
         self.handler: Handler | None = None
+        # Set: a `/v1/messages` request without exactly this `x-api-key` is answered
+        # 401 authentication_error, as the real API answers a wrong key.
+        self.require_api_key: str | None = None
         self.requests: list[Request] = []
         self._script: list[Entry] = []
         self._lock = threading.Lock()
@@ -676,6 +681,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         kind = classify(body)
         request = self._record(kind, body)
         payload = body if isinstance(body, dict) else {}
+        wanted = self.owner.require_api_key
+        if wanted is not None and self.headers.get("x-api-key") != wanted:
+            request.entry = Error(401, "invalid x-api-key")
+            self._send_json(401, _error_body(401, "authentication_error", "invalid x-api-key"))
+            request.done = True
+            self.owner._touch()
+            return
         try:
             entry = self.owner._next_entry(kind, payload)
             request.entry = entry

@@ -29,7 +29,10 @@ from hyperhive.web import tokens
 from hyperhive.web.hives import Hub
 from hyperhive.web.service import run_dashboard
 from tests.core.conftest import LiveHive, live_hive
+from tests.harness.conftest import claude_bin, fake_api  # the real CLI and the fake API
 from tests.helpers import stop_task, wait_until
+
+__all__ = ["claude_bin", "fake_api"]
 
 CHROMIUM = os.environ.get("HYPERHIVE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
