@@ -621,7 +621,9 @@ class WorkerLog:
     by the first events of all; they are known to the state, never run.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, hive: str = HIVE, workers: int = WORKERS) -> None:
+        self.hive = hive
+        self.workers = workers
         self.i = 0
         self.turn = ""
         self.msg = ""
@@ -630,19 +632,21 @@ class WorkerLog:
         out: list[ev.Event] = []
         src = ev.SOURCE_HARNESS
         if self.i == 0:
-            for w in range(WORKERS):
+            for w in range(self.workers):
                 name = f"w{w}"
-                out.append(ev.AgentSpawned(hive=HIVE, agent=name, source=ev.SOURCE_C0RE, model="m"))
-                out.append(ev.AgentStarted(hive=HIVE, agent=name, source=ev.SOURCE_C0RE))
+                out.append(
+                    ev.AgentSpawned(hive=self.hive, agent=name, source=ev.SOURCE_C0RE, model="m")
+                )
+                out.append(ev.AgentStarted(hive=self.hive, agent=name, source=ev.SOURCE_C0RE))
         while len(out) < count:
             cycle, step = divmod(self.i, 8)
-            agent = f"w{cycle % WORKERS}"
-            peer = f"w{(cycle + 1) % WORKERS}"
+            agent = f"w{cycle % self.workers}"
+            peer = f"w{(cycle + 1) % self.workers}"
             e: ev.Event
             if step == 0:
                 self.turn = new_id()
                 e = ev.TurnStarted(
-                    hive=HIVE,
+                    hive=self.hive,
                     agent=agent,
                     source=src,
                     turn_id=self.turn,
@@ -652,7 +656,7 @@ class WorkerLog:
             elif step in (1, 2, 3):
                 kind: StepKind = STEPS[step - 1]
                 e = ev.TurnStep(
-                    hive=HIVE,
+                    hive=self.hive,
                     agent=agent,
                     source=src,
                     turn_id=self.turn,
@@ -661,16 +665,16 @@ class WorkerLog:
                 )
             elif step == 4:
                 e = ev.TurnFinished(
-                    hive=HIVE, agent=agent, source=src, turn_id=self.turn, duration_ms=900
+                    hive=self.hive, agent=agent, source=src, turn_id=self.turn, duration_ms=900
                 )
             elif step == 5:
                 e = ev.AgentStatusSet(
-                    hive=HIVE, agent=agent, source=src, status_text=f"turn {cycle}"
+                    hive=self.hive, agent=agent, source=src, status_text=f"turn {cycle}"
                 )
             elif step == 6:
                 self.msg = new_id()
                 e = ev.MessageSent(
-                    hive=HIVE,
+                    hive=self.hive,
                     agent=agent,
                     source=src,
                     msg_id=self.msg,
@@ -679,7 +683,7 @@ class WorkerLog:
                     body="next",
                 )
             else:
-                e = ev.RecvDelivered(hive=HIVE, agent=peer, source=src, message_ids=[self.msg])
+                e = ev.RecvDelivered(hive=self.hive, agent=peer, source=src, message_ids=[self.msg])
             out.append(e)
             self.i += 1
         return out
@@ -715,7 +719,7 @@ def db_position(path: Path, projection: str = STATE_PROJECTION) -> int:
 async def project_log(cfg: HiveConfig, nc: Client) -> Rate:
     """`run_projector` with c0re's state tables until the log has the whole stream."""
     path = StateDir.at(cfg.state_dir).events_db
-    last = (await nc.jetstream().stream_info(subjects.stream_name(HIVE))).state.last_seq
+    last = (await nc.jetstream().stream_info(subjects.stream_name(cfg.hive))).state.last_seq
     before = await asyncio.to_thread(db_position, path) if path.exists() else 0
     with timed() as t:
         task = asyncio.create_task(run_projector(cfg, path, projections=PROJECTIONS))

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from nats.aio.client import Client
 
-from bench import core, harness, ours, raw
+from bench import core, dashboard, harness, ours, raw
 from bench.common import (
     HIVE,
     PUBLISH_WINDOW,
@@ -55,6 +55,8 @@ class Plan:
     bus: bool = True  # the bus benchmarks (everything but c0re's and the harness's)
     c0re: bool = True  # c0re's section (bench/core.py)
     harness: bool = True  # the harness's section (bench/harness.py)
+    dash: bool = True  # the dashboard's section (bench/dashboard.py)
+    dash_plan: dashboard.DashPlan = dashboard.DashPlan(log_events=dashboard.TARGET_LOG)
 
 
 def plan(
@@ -71,6 +73,8 @@ def plan(
         bus=only in (None, "bus"),
         c0re=only in (None, "c0re"),
         harness=only in (None, "harness"),
+        dash=only in (None, "dashboard"),
+        dash_plan=dashboard.dash_plan(quick, log_events),
     )
 
 
@@ -106,12 +110,16 @@ async def in_thread(fn: Callable[[], T]) -> T:
     return await asyncio.to_thread(fn)
 
 
-async def run(
-    p: Plan,
-) -> tuple[Results, core.CoreResults | None, harness.HarnessResults | None]:
+Sections = tuple[
+    Results, core.CoreResults | None, harness.HarnessResults | None, dashboard.DashResults | None
+]
+
+
+async def run(p: Plan) -> Sections:
     res = Results()
     core_res: core.CoreResults | None = None
     harness_res: harness.HarnessResults | None = None
+    dash_res: dashboard.DashResults | None = None
     tmp = Path(tempfile.mkdtemp(prefix="hyperhive-bench-"))
     state = tmp / "state"
     server = EmbeddedServer(state, hive=HIVE)
@@ -137,13 +145,16 @@ async def run(
             # On a server of its own: a state dir holds one hive's event log, and the
             # agent name `manager` is taken on this server once c0re's hive has one.
             harness_res = await harness.run(tmp / "harness-state", p.harness_plan)
+        if p.dash:
+            # On a server and state dir of its own: 100 agents and a long log of its hive.
+            dash_res = await dashboard.run(tmp, p.dash_plan)
     finally:
         for c in (nc, nc2):
             if c is not None:
                 await c.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return res, core_res, harness_res
+    return res, core_res, harness_res, dash_res
 
 
 async def _run(p: Plan, res: Results, cfg: HiveConfig, nc: Client, nc2: Client, tmp: Path) -> None:
@@ -281,24 +292,21 @@ async def _run(p: Plan, res: Results, cfg: HiveConfig, nc: Client, nc2: Client, 
     )
 
 
-def report(
-    p: Plan,
-    res: Results,
-    core_res: core.CoreResults | None,
-    harness_res: harness.HarnessResults | None,
-    elapsed: float,
-) -> str:
+def report(p: Plan, sections: Sections, elapsed: float) -> str:
+    res, core_res, harness_res, dash_res = sections
     info = "\n".join(f"  {k:<12} {v}" for k, v in machine_info())
     out = ""
     if p.bus:
         out = bus_report(p, res, elapsed, info)
     else:
-        only = "c0re" if p.c0re else "harness"
+        only = "c0re" if p.c0re else "harness" if p.harness else "dashboard"
         out = f"hyperhive bench ({only} only), {elapsed:.0f}s\n{info}\n\n"
     if core_res is not None:
         out += "\n" + core.report(p.core, core_res)
     if harness_res is not None:
         out += "\n" + harness.report(p.harness_plan, harness_res)
+    if dash_res is not None:
+        out += "\n" + dashboard.report(p.dash_plan, dash_res)
     return out
 
 
@@ -414,6 +422,6 @@ def main(
 ) -> int:
     p = plan(events, quick, log_events, only)
     start = time.perf_counter()
-    res, core_res, harness_res = asyncio.run(run(p))
-    print(report(p, res, core_res, harness_res, time.perf_counter() - start))
+    sections = asyncio.run(run(p))
+    print(report(p, sections, time.perf_counter() - start))
     return 0
