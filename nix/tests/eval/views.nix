@@ -156,8 +156,9 @@ rec {
         isContainerDefinedIn = definedIn system.options.boot.isContainer;
         isNspawnContainerDefinedIn = definedIn system.options.boot.isNspawnContainer;
       };
-      # The container's own predicate, asked about each probe (a package-like set).
-      unfreeAdmits = map (p: c.nixpkgs.config.allowUnfreePredicate p) probes;
+      # The container's own predicate, asked about each probe (a package-like set);
+      # none at all admits nothing, as in nixpkgs.
+      unfreeAdmits = map (p: (c.nixpkgs.config.allowUnfreePredicate or (_: false)) p) probes;
       services = lib.mapAttrs (service c) (lib.filterAttrs (_: s: s.enable) c.systemd.services);
       # null: the package refused to evaluate (an unfree one nothing admits).
       systemPackages = map (p: {
