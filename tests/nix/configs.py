@@ -54,6 +54,8 @@ HOSTS: dict[str, dict[str, Any]] = {
         dashboardPort=7443,
         containers={"prebuild": False},
     ),
+    # The manager turned off: c0re still starts it, and nothing is built for it.
+    "without-manager": hive(manager={"enable": False}),
     # Not enabled: agents declared, nothing of the hive may appear.
     "disabled": {"services": {"hyperhive": {"agents": {"alice": {}}}}},
 }
@@ -115,6 +117,10 @@ BAD_HOSTS: dict[str, BadHost] = {
     "state-dir-with-a-space": BadHost(
         hive(stateDir="/var/lib/my hive"),
         ('services.hyperhive.stateDir = "/var/lib/my hive"', "absolute path of letters"),
+    ),
+    "nats-and-a-url": BadHost(
+        hive(nats={"url": EXTERNAL_NATS_URL}),
+        ("services.hyperhive.nats", "exactly one of nats.enable", "nats.url"),
     ),
     "neither-nats-nor-url": BadHost(
         hive(nats={"enable": False}),

@@ -99,6 +99,16 @@ def test_a_host_without_enable_gets_nothing_of_the_hive(evaluated: Evaluation) -
     assert host["tmpfiles"] == []
 
 
+def test_turning_the_manager_off_warns_that_it_will_not_start(evaluated: Evaluation) -> None:
+    host = evaluated.host("without-manager")
+    assert host["assertions"] == []
+    assert len(host["warnings"]) == 1, host["warnings"]
+    assert "services.hyperhive.manager.enable = false" in host["warnings"][0]
+    assert "Keep manager.enable = true" in host["warnings"][0]
+    assert "hyperhive/systems/manager" not in host["etc"]
+    assert "manager" not in hive_toml(host)["agents"]
+
+
 # ------------------------------------------------------------------ NATS
 
 
