@@ -47,6 +47,7 @@ class Evaluation:
     containers: Mapping[str, Any]
     host_configs: Mapping[str, Any]
     container_specs: Mapping[str, Any]
+    _why: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     def host(self, name: str) -> View:
         return self._view("host", name, self.hosts, self.host_configs)
@@ -56,9 +57,13 @@ class Evaluation:
 
     def why(self, kind: str, name: str) -> str:
         """nix's message when this configuration is evaluated without catching failures."""
-        if kind == "host":
-            return self.evaluator.why(hosts={name: self.host_configs[name]})
-        return self.evaluator.why(containers={name: self.container_specs[name]})
+        if (kind, name) not in self._why:
+            if kind == "host":
+                message = self.evaluator.why(hosts={name: self.host_configs[name]})
+            else:
+                message = self.evaluator.why(containers={name: self.container_specs[name]})
+            self._why[kind, name] = message
+        return self._why[kind, name]
 
     def _view(
         self, kind: str, name: str, views: Mapping[str, Any], inputs: Mapping[str, Any]
