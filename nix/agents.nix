@@ -16,6 +16,11 @@ let
   agents = hlib.declaredAgents cfg;
   agentNames = builtins.attrNames agents;
   invalidNames = builtins.filter (n: !(hlib.isValidAgentName n)) agentNames;
+  tooLong = builtins.filter (
+    n: hlib.isValidAgentName n && builtins.stringLength n > hlib.containerAgentNameMax
+  ) agentNames;
+  # An agent's option path, as the operator would write it (quoted when it must be).
+  agentOption = n: "services.hyperhive.agents.${lib.strings.escapeNixIdentifier n}";
 
   ports = lib.genAttrs (builtins.filter hlib.isValidAgentName agentNames) hlib.agentPort;
   portOwners = lib.foldlAttrs (
@@ -23,15 +28,19 @@ let
     acc // { ${toString port} = (acc.${toString port} or [ ]) ++ [ name ]; }
   ) { } ports;
   portClashes = lib.filterAttrs (_: names: builtins.length names > 1) portOwners;
-  agentPortRange = {
-    low = hlib.managerPort;
-    high = hlib.agentPortBase + hlib.agentPortRange - 1;
-  };
-  inAgentRange = port: port >= agentPortRange.low && port <= agentPortRange.high;
 
   # Sources the agents' containers are evaluated from: strings with context, so
   # they are part of this system's closure and c0re's builder works offline.
-  storeString = p: if builtins.isPath p then "${p}" else p;
+  # A path given as a string outside the store (a local checkout) is copied in
+  # too, as a path value would be: c0re's builder and the closure need it there.
+  storeString =
+    p:
+    if builtins.isPath p then
+      "${p}"
+    else if lib.isStorePath p then
+      p
+    else
+      "${/. + p}";
   containerSources = {
     nixpkgs = storeString cfg.containers.nixpkgs;
     claudeNixpkgs =
@@ -108,38 +117,46 @@ in
   config = lib.mkIf cfg.enable {
     services.hyperhive.agentPorts = ports;
 
-    assertions = [
-      {
-        assertion = invalidNames == [ ];
+    assertions =
+      map (n: {
+        assertion = false;
         message =
-          "services.hyperhive.agents: invalid agent name(s) "
-          + lib.concatMapStringsSep ", " (n: "'${n}'") invalidNames
-          + ": use ${hlib.agentNameRule} (the rule of hyperhive.bus.subjects.AGENT_RE).";
-      }
-      {
-        assertion = portClashes == { };
+          "${agentOption n}: invalid agent name: rename the agent to ${hlib.agentNameRule} "
+          + "(its name becomes a container, a directory and a NATS subject).";
+      }) invalidNames
+      ++ map (n: {
+        assertion = false;
         message =
-          "services.hyperhive.agents: web UI ports collide: "
-          + lib.concatStringsSep "; " (
-            lib.mapAttrsToList (port: names: "${lib.concatStringsSep " and " names} on ${port}") portClashes
-          )
-          + ". Ports come from the name (8100 + FNV-1a(name) mod 900): rename one of them.";
-      }
-      {
-        assertion = !(cfg.manager.enable && cfg.agents ? ${hlib.managerName});
-        message = "services.hyperhive: the manager is declared twice: use either manager.enable or agents.${hlib.managerName}.";
-      }
-      {
-        assertion =
-          !(builtins.any (p: lib.elem p (builtins.attrValues ports)) [
-            cfg.dashboardPort
-            cfg.nats.monitorPort
-          ]);
-        message = "services.hyperhive: dashboardPort or nats.monitorPort is also a declared agent's web UI port (see services.hyperhive.agentPorts).";
-      }
-    ];
+          "${agentOption n}: the name is longer than ${toString hlib.containerAgentNameMax} characters: "
+          + "rename the agent (its container is ${hlib.containerPrefix}${n}, and nixos-container allows "
+          + "${toString (hlib.containerAgentNameMax + builtins.stringLength hlib.containerPrefix)}).";
+      }) tooLong
+      ++ [
+        {
+          assertion = portClashes == { };
+          message =
+            "services.hyperhive.agents: web UI ports collide: "
+            + lib.concatStringsSep "; " (
+              lib.mapAttrsToList (port: names: "${lib.concatStringsSep " and " names} on ${port}") portClashes
+            )
+            + ". Ports come from the name (8100 + FNV-1a(name) mod 900): rename one of them.";
+        }
+        {
+          assertion = !(cfg.manager.enable && cfg.agents ? ${hlib.managerName});
+          message =
+            "services.hyperhive.agents.${hlib.managerName}: the manager is already declared by "
+            + "services.hyperhive.manager (enabled by default): configure it there (manager.model, "
+            + "manager.packages, manager.extraConfig) and remove agents.${hlib.managerName}.";
+        }
+      ];
 
-    warnings = lib.optional (inAgentRange cfg.dashboardPort || inAgentRange cfg.nats.monitorPort) "services.hyperhive: dashboardPort/nats.monitorPort inside ${toString agentPortRange.low}-${toString agentPortRange.high}, where agents spawned later get their web UI ports; a clash makes that agent's web UI fail to bind.";
+    # c0re brings the manager up at every start, declared or not; only a declared
+    # one has a system built for it.
+    warnings = lib.optional (!(agents ? ${hlib.managerName})) (
+      "services.hyperhive.manager.enable = false: c0re still starts the manager at every start "
+      + "(a hive always has one), and without a system built for it that start fails. "
+      + "Keep manager.enable = true."
+    );
 
     boot.enableContainers = true;
 

@@ -92,7 +92,8 @@ in
       import ./claude-overlay.nix { nixpkgs = cfg.claudeNixpkgs; }
     );
 
-    networking.hostName = lib.mkDefault cfg.name;
+    # A host name may not end in '-', an agent's name may.
+    networking.hostName = lib.mkDefault (hlib.hostNameOf cfg.name);
     networking.useDHCP = false;
     # The host's network namespace is shared (PRIVATE_NETWORK=0): a firewall in
     # here would fight the host's (and has no CAP_NET_ADMIN to do it with).

@@ -76,6 +76,25 @@ rec {
     else
       agentPortBase + mod (fnv1a32 name) agentPortRange;
 
+  # The nixos-container backend runs agent NAME in container `h-NAME`, and
+  # nixos-container allows 11 characters (hyperhive.core.lifecycle.container.
+  # AGENT_NAME_MAX): on NixOS an agent's name has at most 9.
+  containerPrefix = "h-";
+  containerAgentNameMax = 9;
+
+  # hyperhive.core.lifecycle.container._BIND_PATH_RE: what may go into the
+  # unquoted EXTRA_NSPAWN_FLAGS (no whitespace, ':' or shell pattern characters).
+  bindPathRegex = "/[A-Za-z0-9_./@+=,-]*";
+
+  # An agent's container's host name: its name without trailing '-' (which
+  # NixOS' networking.hostName refuses, and an agent name may end with).
+  hostNameOf =
+    name:
+    let
+      trimmed = match "(.*[^-])-*" name;
+    in
+    if trimmed == null then name else builtins.head trimmed;
+
   # The agents a host declares: services.hyperhive.agents plus the manager.
   declaredAgents =
     cfg:

@@ -164,7 +164,10 @@ let
       inherit description;
       wantedBy = [ "multi-user.target" ];
       after = [ "network.target" ] ++ natsUnits ++ credentialsUnit;
-      requires = natsUnits ++ credentialsUnit;
+      # Wants, not Requires: a NATS that fails to start (or restarts) must not
+      # leave these stopped for good; they keep reconnecting until it is back.
+      wants = natsUnits;
+      requires = credentialsUnit;
       path = [
         pkgs.git
         "/run/current-system/sw"
@@ -183,6 +186,7 @@ in
   imports = [
     ./agents.nix
     ./nats.nix
+    ./ports.nix
   ];
 
   # ------------------------------------------------------------------ interface
@@ -333,7 +337,15 @@ in
     };
 
     manager = {
-      enable = lib.mkEnableOption "the manager agent (named `manager`, web UI on port 8000)";
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Declare the manager agent (named `manager`, web UI on port 8000). c0re
+          starts the manager at every start whether declared or not: keep it
+          enabled, so that its container system is built.
+        '';
+      };
       model = mkOption {
         type = types.nullOr types.str;
         default = null;
@@ -374,6 +386,23 @@ in
       };
     };
 
+    claudePackage = mkOption {
+      type = types.package;
+      default =
+        (import ./claude-overlay.nix {
+          nixpkgs =
+            if cfg.containers.claudeNixpkgs != null then
+              cfg.containers.claudeNixpkgs
+            else
+              cfg.containers.nixpkgs;
+        } pkgs pkgs).claude-code;
+      defaultText = lib.literalExpression "claude-code of containers.claudeNixpkgs (else containers.nixpkgs), unfree allowed for it alone";
+      description = ''
+        The Claude Code CLI the dashboard runs for an agent's Claude login
+        (`HYPERHIVE_CLAUDE` of hive-dashboard): by default the agents' own.
+      '';
+    };
+
     agentPorts = mkOption {
       type = types.attrsOf types.port;
       readOnly = true;
@@ -390,9 +419,8 @@ in
         message = "services.hyperhive.hiveName: invalid hive name '${cfg.hiveName}': use ${hlib.hiveNameRule}.";
       }
       {
-        assertion =
-          builtins.match "/[^[:space:]:]*" cfg.stateDir != null && !(lib.hasSuffix "/" cfg.stateDir);
-        message = "services.hyperhive.stateDir: '${cfg.stateDir}' must be an absolute path without whitespace, ':' or a trailing '/' (it goes into nspawn bind flags).";
+        assertion = builtins.match hlib.bindPathRegex cfg.stateDir != null && !(lib.hasSuffix "/" cfg.stateDir);
+        message = "services.hyperhive.stateDir = ${builtins.toJSON cfg.stateDir}: use an absolute path of letters, digits and _ . / @ + = , - only, without a trailing '/' (it goes unquoted into the containers' nspawn bind flags).";
       }
       {
         assertion = cfg.nats.enable != (cfg.nats.url != "");
@@ -487,7 +515,11 @@ in
       command = "dashboard";
       role = "operator";
       hardening = strictHardening;
-      extra = lib.optionalAttrs (cfg.dashboardPort < 1024) {
+      extra = {
+        # An agent's Claude login runs claude from here; its PATH stays the rule's.
+        environment.HYPERHIVE_CLAUDE = "${cfg.claudePackage}/bin/claude";
+      }
+      // lib.optionalAttrs (cfg.dashboardPort < 1024) {
         serviceConfig = {
           AmbientCapabilities = "CAP_NET_BIND_SERVICE";
           CapabilityBoundingSet = "CAP_NET_BIND_SERVICE";

@@ -1,15 +1,10 @@
 # The NixOS VM test (flake checks.<system>.vm): one machine with services.hyperhive,
 # booted for real. Run it with `nix build .#checks.x86_64-linux.vm -L` (needs KVM).
+#
+# c0re runs the systems built with the host: the manager (enabled by default) and
+# the declared agent alice are built with the VM's system, outside it, so bringing
+# them up inside needs no network and no build.
 { pkgs, self }:
-let
-  system = pkgs.stdenv.hostPlatform.system;
-  # The exact system c0re's builder evaluates for an agent "alice" with an empty
-  # spec, built outside the VM: the spawn inside needs no network and no build.
-  alice = self.lib.agentToplevel {
-    inherit system;
-    name = "alice";
-  };
-in
 pkgs.testers.runNixOSTest {
   name = "hyperhive";
 
@@ -29,9 +24,9 @@ pkgs.testers.runNixOSTest {
       services.hyperhive = {
         enable = true;
         hiveName = "vmtest";
+        agents.alice = { };
       };
 
-      system.extraDependencies = [ alice ];
       environment.systemPackages = [ pkgs.curl ];
     };
 
@@ -63,6 +58,19 @@ pkgs.testers.runNixOSTest {
         for unit in ["hive-c0re", "hive-projector", "hive-dashboard"]:
             machine.wait_for_unit(f"{unit}.service")
 
+    with subtest("c0re keeps /run/hyperhive across its restarts"):
+        machine.succeed("touch /run/hyperhive/vmtest-marker")
+        machine.succeed("systemctl restart hive-c0re.service")
+        machine.wait_for_unit("hive-c0re.service")
+        machine.succeed("test -e /run/hyperhive/vmtest-marker")
+
+    with subtest("the dashboard has claude-code at hand"):
+        env = machine.succeed(
+            "systemctl show -p Environment --value hive-dashboard.service"
+        ).split()
+        claude = next(e.split("=", 1)[1] for e in env if e.startswith("HYPERHIVE_CLAUDE="))
+        machine.succeed(f"test -x {claude}")
+
     with subtest("the dashboard answers on port 7000"):
         machine.wait_for_open_port(7000)
         code = machine.succeed(
@@ -70,15 +78,17 @@ pkgs.testers.runNixOSTest {
         ).strip()
         assert code.isdigit() and 200 <= int(code) < 500, f"dashboard answered {code}"
 
-    with subtest("an agent spawned with hivectl shows up in hive-events tail"):
-        machine.succeed("hivectl agents")
-        machine.succeed("hivectl spawn alice")
-        machine.wait_until_succeeds(
-            "hive-events tail -n 100 --agent alice --kind agent.spawned -o json | grep -q alice",
-            timeout=600,
-        )
-        spawned = events("alice", "agent.spawned")
-        assert any(e["kind"] == "agent.spawned" and e["agent"] == "alice" for e in spawned), spawned
+    with subtest("c0re brings up the manager and the declared agent"):
+        for agent in ["manager", "alice"]:
+            machine.wait_until_succeeds(
+                f"hive-events tail -n 100 --agent {agent} --kind agent.started -o json"
+                f" | grep -q {agent}",
+                timeout=600,
+            )
+            spawned = events(agent, "agent.spawned")
+            assert any(e["agent"] == agent for e in spawned), spawned
+        machine.succeed("hivectl agents | grep -q alice")
+        machine.succeed("test -d /var/lib/hyperhive/agents/alice/state")
 
     with subtest("events survive a restart of NATS"):
         machine.succeed("systemctl restart nats.service")

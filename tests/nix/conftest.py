@@ -1,76 +1,33 @@
-"""A real `nix-instantiate` for the tests of the NixOS side (marker `nix`).
+"""Fixtures of the NixOS side's tests (marker `nix`).
 
-Found on PATH. When it is missing, CI (`CI=true`) installs Debian's nix-bin and
-fails if that fails; anywhere else the tests are skipped with the command that
-installs it. Every call uses the `dummy://` store, so nothing needs a writable
-/nix, a daemon or root, and a HOME of its own.
+`nix`: a real `nix-instantiate`, found on PATH. When it is missing, CI
+(`CI=true`) installs Debian's nix-bin and fails if that fails; anywhere else the
+tests are skipped with the command that installs it. Every call uses the
+`dummy://` store (tests/nix/nixcli.py).
+
+`nixpkgs_lib`: nixpkgs' lib/ for the evaluation tests (tests/nix/nixpkgs_lib.py):
+`HYPERHIVE_NIXPKGS_LIB`, else `<nixpkgs/lib>` on NIX_PATH; skipped without
+either, naming both; failed under CI.
+
+`evaluated`: every host and container of tests/nix/configs.py, evaluated in one
+nix-instantiate run (tests/nix/evaluation.py); `evaluator` for more.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.nix import configs
+from tests.nix.evaluation import Evaluation, Evaluator
+from tests.nix.nixcli import Nix
+from tests.nix.nixpkgs_lib import LibError, NixpkgsLib, find_nixpkgs_lib, require_nixpkgs_lib
+
 INSTALL = "apt-get update && apt-get install -y nix-bin"
 SKIP_REASON = "nix-instantiate not found: apt-get install nix-bin (CI installs it)"
-
-
-class NixError(Exception):
-    """nix-instantiate refused a file or an expression; the message is its stderr."""
-
-
-def nix_string(value: str) -> str:
-    """`value` as a Nix string literal (JSON escapes are Nix escapes, bar `${`)."""
-    return json.dumps(value).replace("${", "\\${")
-
-
-@dataclass(frozen=True)
-class Nix:
-    """Runs nix-instantiate against the dummy store."""
-
-    binary: str
-    env: dict[str, str]
-
-    def run(self, *args: str) -> str:
-        proc = subprocess.run(
-            [self.binary, "--store", "dummy://", *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise NixError(proc.stderr.strip() or f"nix-instantiate exited {proc.returncode}")
-        return proc.stdout
-
-    def parse(self, path: Path) -> str:
-        """Parse one file: syntax errors and unbound names fail."""
-        return self.run("--parse", str(path))
-
-    def eval_json(self, expr: str) -> Any:
-        """Evaluate an expression strictly and decode its JSON."""
-        return json.loads(self.run("--eval", "--strict", "--json", "--expr", expr))
-
-    def eval_file_json(self, path: Path, **argstr: str) -> Any:
-        """Evaluate a file (a function of string arguments) strictly, as JSON."""
-        args: list[str] = []
-        for name, value in argstr.items():
-            args += ["--argstr", name, value]
-        return json.loads(self.run("--eval", "--strict", "--json", str(path), *args))
-
-    def import_lib(self) -> str:
-        """A Nix expression for nix/lib.nix."""
-        return f"(import {nix_string(str(ROOT / 'nix' / 'lib.nix'))})"
 
 
 def _install_nix_bin() -> None:
@@ -105,3 +62,32 @@ def nix(tmp_path_factory: pytest.TempPathFactory) -> Nix:
         "NIX_PATH": "",
     }
     return Nix(binary=found, env=env)
+
+
+@pytest.fixture(scope="session")
+def nixpkgs_lib(nix: Nix) -> NixpkgsLib:
+    try:
+        found = find_nixpkgs_lib(nix, os.environ)
+    except LibError as exc:
+        pytest.fail(str(exc))
+    return require_nixpkgs_lib(found, os.environ)
+
+
+@pytest.fixture(scope="session")
+def evaluator(
+    nix: Nix, nixpkgs_lib: NixpkgsLib, tmp_path_factory: pytest.TempPathFactory
+) -> Evaluator:
+    return Evaluator(nix=nix, lib=nixpkgs_lib.path, workdir=tmp_path_factory.mktemp("eval"))
+
+
+@pytest.fixture(scope="session")
+def evaluated(evaluator: Evaluator) -> Evaluation:
+    """Every host and container of tests/nix/configs.py, evaluated in one run."""
+    return evaluator.evaluate(
+        hosts={**configs.HOSTS, **{k: v.config for k, v in configs.BAD_HOSTS.items()}},
+        containers={
+            **configs.CONTAINERS,
+            **{k: v.spec for k, v in configs.BAD_CONTAINERS.items()},
+        },
+        probes=[p.package for p in configs.UNFREE_PROBES],
+    )

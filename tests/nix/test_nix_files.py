@@ -22,7 +22,8 @@ from hyperhive import names as name_rules
 from hyperhive.bus import auth
 from hyperhive.config import ENV_VARS, SETTINGS, AgentConfig, HiveConfig, StreamConfig, validate
 from hyperhive.statedir import StateDir
-from tests.nix.conftest import ROOT, Nix, NixError, nix_string
+from tests.nix.environment import NOT_IN_SERVICE_ENVIRONMENT, PER_SERVICE
+from tests.nix.nixcli import ROOT, Nix, NixError, nix_string
 
 pytestmark = [pytest.mark.nix, pytest.mark.timeout(900)]
 
@@ -30,21 +31,6 @@ DOC = ROOT / "docs" / "nixos.md"
 MODULE = ROOT / "nix" / "module.nix"
 HARNESS_BASE = ROOT / "nix" / "harness-base.nix"
 OPTIONS_WALKER = ROOT / "nix" / "tests" / "options.nix"
-
-# Runtime env vars the host services deliberately don't get, and why.
-NOT_SET_ON_NIXOS = {
-    "HYPERHIVE_NATS_PORT": "configures only the embedded nats-server of `hyperhive up` and "
-    "`hyperhive nats`; NixOS runs services.nats and gives every service HYPERHIVE_NATS_URL",
-    "HYPERHIVE_HARNESS_COMMAND": "the process backend's command; NixOS runs agents in "
-    "nixos-containers, and hive.toml still carries the setting",
-    "HYPERHIVE_CLAUDE": "only the harness runs claude, inside each container, where "
-    "claude-code is on its PATH; hive.toml still carries the setting",
-}
-# Settings whose env value legitimately differs from hive.toml's, and why.
-PER_SERVICE = {
-    "nats_credentials": "each service gets its own role's file; hive.toml leaves it empty",
-}
-
 
 # ------------------------------------------------------------------ helpers
 
@@ -279,14 +265,14 @@ def test_the_option_walker_sees_a_removed_option(nix: Nix, tmp_path: Path) -> No
 
 def test_module_sets_every_runtime_env_var(nix: Nix, tmp_path: Path) -> None:
     env = _sample_environment(nix, tmp_path, "/var/lib/hyperhive/nats/credentials/admin.json")
-    expected = set(ENV_VARS) - set(NOT_SET_ON_NIXOS)
+    expected = set(ENV_VARS) - set(NOT_IN_SERVICE_ENVIRONMENT)
     assert set(env) == expected, (
         f"missing: {sorted(expected - set(env))}, unknown: {sorted(set(env) - expected)}"
     )
 
 
 def test_every_env_var_left_unset_on_nixos_is_a_runtime_setting() -> None:
-    stale = set(NOT_SET_ON_NIXOS) - set(ENV_VARS)
+    stale = set(NOT_IN_SERVICE_ENVIRONMENT) - set(ENV_VARS)
     assert not stale, f"exclusions that are no longer runtime settings: {sorted(stale)}"
 
 
@@ -294,7 +280,7 @@ def test_service_environment_says_what_hive_toml_says(nix: Nix, tmp_path: Path) 
     env = _sample_environment(nix, tmp_path, "/var/lib/hyperhive/nats/credentials/operator.json")
     toml = _sample_toml(nix, tmp_path)
     for setting in SETTINGS:
-        if setting.env in NOT_SET_ON_NIXOS or setting.key in PER_SERVICE:
+        if setting.env in NOT_IN_SERVICE_ENVIRONMENT or setting.key in PER_SERVICE:
             continue
         assert env[setting.env] == str(toml[setting.key]), setting.env
 
