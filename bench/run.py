@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -56,7 +56,9 @@ class Plan:
     c0re: bool = True  # c0re's section (bench/core.py)
     harness: bool = True  # the harness's section (bench/harness.py)
     dash: bool = True  # the dashboard's section (bench/dashboard.py)
-    dash_plan: dashboard.DashPlan = dashboard.DashPlan(log_events=dashboard.TARGET_LOG)
+    dash_plan: dashboard.DashPlan = field(
+        default_factory=lambda: dashboard.DashPlan(log_events=dashboard.TARGET_LOG)
+    )
 
 
 def plan(

@@ -61,6 +61,7 @@ def create_app(cfg: HiveConfig, hub: Hub, logins: LoginFlows) -> Litestar:
             version=__version__,
             description="The JSON API behind the operator dashboard (session cookie + CSRF header).",
             path="/schema",
+            use_handler_docstrings=True,
             render_plugins=[JsonRenderPlugin()],
         ),
         request_max_body_size=MAX_BODY,

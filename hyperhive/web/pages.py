@@ -53,7 +53,7 @@ async def _loaded(view: ViewDep) -> None:
 # ---------------------------------------------------------------- signing in
 
 
-@get("/login", exclude_from_auth=True, sync_to_thread=False)
+@get("/login", exclude_from_auth=True, sync_to_thread=False, include_in_schema=False)
 def login_page(next_url: Annotated[str | None, QueryParameter(name="next")] = None) -> Template:
     return Template("login.html", context={"error": None, "next_url": safe_next(next_url)})
 
@@ -61,6 +61,7 @@ def login_page(next_url: Annotated[str | None, QueryParameter(name="next")] = No
 @post(
     "/login",
     exclude_from_auth=True,
+    include_in_schema=False,
     middleware=[LOGIN_LIMIT.middleware],
     status_code=303,
 )
@@ -80,7 +81,7 @@ async def login(
     return Redirect(safe_next(data.next), status_code=303)
 
 
-@post("/logout", status_code=303)
+@post("/logout", status_code=303, include_in_schema=False)
 async def logout(request: Request[Any, Any, Any]) -> Redirect:
     request.clear_session()
     return Redirect("/login", status_code=303)
@@ -89,7 +90,7 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
 # ---------------------------------------------------------------- pages
 
 
-@get("/", sync_to_thread=False)
+@get("/", sync_to_thread=False, include_in_schema=False)
 def home(hub: HubDep) -> Redirect:
     hive = hub.default_hive
     if not hive:
@@ -97,7 +98,7 @@ def home(hub: HubDep) -> Redirect:
     return Redirect(f"/h/{hive}", status_code=303)
 
 
-@get("/h/{hive:str}")
+@get("/h/{hive:str}", include_in_schema=False)
 async def hive_page(hub: HubDep, view: ViewDep) -> Template:
     await _loaded(view)
     state = view.state  # one state for the whole page
@@ -153,7 +154,7 @@ def _agent_or_404(state: HiveState, name: str) -> None:
         raise NotFoundException(f"no agent {name!r} in this hive{kept}")
 
 
-@get("/h/{hive:str}/agents/{name:str}")
+@get("/h/{hive:str}/agents/{name:str}", include_in_schema=False)
 async def agent_page(hub: HubDep, view: ViewDep, agent: AgentDep) -> Template:
     await _loaded(view)
     state = view.state
@@ -186,7 +187,7 @@ class Snapshot(msgspec.Struct, frozen=True):
     ops: list[tuple[str, str, str]]
 
 
-@get("/ui/h/{hive:str}/snapshot")
+@get("/ui/h/{hive:str}/snapshot", include_in_schema=False)
 async def snapshot(
     hub: HubDep,
     view: ViewDep,
@@ -212,7 +213,7 @@ class FeedPage(msgspec.Struct, frozen=True):
     count: int
 
 
-@get("/ui/h/{hive:str}/feed")
+@get("/ui/h/{hive:str}/feed", include_in_schema=False)
 async def feed_page(
     hub: HubDep,
     view: ViewDep,

@@ -19,8 +19,13 @@ TEMPLATES = "templates"
 STATIC = "static"
 
 
+def when(iso: str) -> str:
+    """An ISO timestamp as the pages show it: `2026-03-01 12:00 UTC`."""
+    return f"{iso[:10]} {iso[11:16]} UTC" if len(iso) >= 16 else iso
+
+
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("hyperhive.web", TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -29,6 +34,8 @@ def environment() -> jinja2.Environment:
         auto_reload=False,
         enable_async=False,
     )
+    env.filters["when"] = when
+    return env
 
 
 class Parts:

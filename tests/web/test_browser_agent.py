@@ -74,7 +74,9 @@ async def test_the_terminal_shows_a_turn_live_step_by_step(dash: Dash, browser: 
     )
     await term.locator(".line-tool_result", has_text="sent to bob").wait_for()
     tools = await term.locator(".line-tool_use").all_inner_texts()
-    assert tools == ["Read Read /etc/hosts", "mcp__hyperhive__send send → bob: the hosts are fine"]
+    assert tools == ["Read /etc/hosts", "send → bob: the hosts are fine"]
+    names = await term.locator(".line-tool_use .tool").evaluate_all("ts => ts.map(t => t.title)")
+    assert names == ["Read", "mcp__hyperhive__send"]
     long = term.locator(".line-tool_result details")
     assert await long.count() == 1
     assert await long.get_attribute("open") is None
@@ -146,6 +148,9 @@ async def test_an_agent_that_needs_a_login_gets_an_api_key_from_its_page(
         dash, ev.AgentNeedsLogin(hive="web", agent="alice", source="harness", reason="401")
     )
     await page.locator("#state-alice .badge", has_text="needs login").wait_for()
+    assert await page.locator("#login").get_attribute("open") is None
+    await page.locator("#state-alice a.chip-login").click()  # opens the login panel
+    assert await page.locator("#login").get_attribute("open") is not None
     settings = dash.live.state_dir / "agents" / "alice" / "claude" / "settings.json"
     settings.write_text(json.dumps({"model": "sonnet", "env": {"OTHER": "1"}}))
     key = page.locator("#api-key")

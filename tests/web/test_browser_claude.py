@@ -100,6 +100,7 @@ async def test_an_agent_without_credentials_gets_a_key_from_its_page_and_works(
         assert any(isinstance(e, ev.AgentNeedsLogin) for e in events.seen)
         assert fake_api.main_requests() == []  # no key: it never got as far as the API
 
+        await page.locator("#state-alice a.chip-login").click()
         await page.locator("#api-key").fill(KEY)
         await page.locator("#login-key button").click()
         await page.locator("#login-output", has_text="saved").wait_for()
@@ -160,6 +161,7 @@ async def test_a_claude_account_sign_in_runs_claude_auth_login_for_the_agent(
 ) -> None:
     async with hive_with_claude(tmp_path, claude_bin, fake_api) as (_live, dash):
         page, _ = await signed_in(browser, dash, "/h/web/agents/alice")
+        await page.locator("#login summary").click()
         await page.locator("#login-start").click()
         link = page.locator("#login-url")
         await link.wait_for(timeout=30_000)

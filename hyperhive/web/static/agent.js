@@ -64,6 +64,10 @@
     loginOut.classList.toggle('bad', !!bad);
     loginOut.hidden = !text;
   }
+  // the chip "needs login" in the state row opens the panel
+  document.addEventListener('click', (e) => {
+    if (e.target.closest('a.chip-login')) document.getElementById('login').open = true;
+  });
 
   document.getElementById('login-key').addEventListener('submit', async (e) => {
     e.preventDefault();
