@@ -40,23 +40,30 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 RECANCEL_EVERY = 0.5
+STOP_GRACE = 10.0  # how long stopping services get before their cancel is repeated
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Task[Any]], grace: float = RECANCEL_EVERY
+) -> None:
     """Cancel `tasks` and wait until each has ended (their errors are theirs: dropped).
 
     The cancel is repeated until a task has really ended: on Python 3.11 a cancel
     that lands as an awaited reply arrives can be lost inside `asyncio.wait_for`
     (which nats-py's requests use), and a lost cancel must not keep a service
-    running after SIGTERM.
+    running after SIGTERM. The first repeat waits `grace`: a repeat also
+    interrupts a task that is still cleaning up (a service announcing its stop),
+    so a whole service gets longer than one of its inner tasks.
     """
     every = list(tasks)
     pending = [t for t in every if not t.done()]
+    wait = grace
     while pending:
         for t in pending:
             t.cancel()
-        await asyncio.wait(pending, timeout=RECANCEL_EVERY)
+        await asyncio.wait(pending, timeout=wait)
         pending = [t for t in pending if not t.done()]
+        wait = RECANCEL_EVERY
     for t in every:
         if not t.cancelled():
             t.exception()  # retrieved: a failure while stopping is not news
@@ -99,7 +106,7 @@ async def run_until_signalled(
             if t is not stopper and not t.cancelled() and t.exception() is not None:
                 raise t.exception()  # type: ignore[misc]
     finally:
-        await cancel_and_wait([*running, stopper])
+        await cancel_and_wait([*running, stopper], grace=STOP_GRACE)
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
     return received[0] if received else None

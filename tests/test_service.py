@@ -104,3 +104,29 @@ def test_bind_style_retries_give_eleven_delays_for_twelve_tries() -> None:
     delays = list(backoff.delays(12))
     assert len(delays) == 11
     assert max(delays) == 2.0
+
+
+async def test_a_service_cleaning_up_slowly_is_not_cut_short_by_a_repeated_cancel() -> None:
+    announced = asyncio.Event()
+    gate = asyncio.Event()
+
+    async def announcing() -> None:
+        try:
+            await forever()
+        finally:
+            # its stop announcement: a round trip that can take a while on a busy machine
+            await asyncio.wait_for(gate.wait(), timeout=5)
+            announced.set()
+
+    async def slow_sibling() -> None:
+        try:
+            await forever()
+        finally:
+            loop = asyncio.get_running_loop()
+            loop.call_later(1.2, gate.set)  # the announcement lands after 1.2 s
+
+    got = await run_until_signalled(
+        announcing, slow_sibling, on_ready=lambda: os.kill(os.getpid(), signal.SIGTERM)
+    )
+    assert got == signal.SIGTERM
+    assert announced.is_set()  # not interrupted by the repeats meant for lost cancels

@@ -33,7 +33,7 @@ from hyperhive.errors import HyperhiveError, NotConnected
 from hyperhive.names import ALL_HIVES, OPERATOR, ROLE_OPERATOR
 from hyperhive.service import EXPECTED, cancel_and_wait
 from hyperhive.statedir import StateDir
-from hyperhive.web.hub import HiveView
+from hyperhive.web.hub import HiveView, log_hive
 from hyperhive.web.render import Parts
 
 log = logging.getLogger("hyperhive.web")
@@ -84,7 +84,9 @@ class Hub:
 
     def local(self, hive: str) -> bool:
         """True if `hive`'s state dir is this dashboard's (its agents' dirs are here)."""
-        return hive == self.cfg.hive or (self.all_hives and self.state.events_db.exists())
+        if not self.all_hives:
+            return hive == self.cfg.hive
+        return hive == log_hive(self.state.events_db)
 
     def _add(self, hive: str) -> HiveView:
         log_path: Path | None = self.state.events_db

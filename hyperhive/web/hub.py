@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -91,6 +92,21 @@ class _Payload(msgspec.Struct, frozen=True):
 
 
 _encode = msgspec.json.Encoder().encode
+
+
+def log_hive(path: Path) -> str | None:
+    """The hive an event log file belongs to (its `meta`), or None without a usable one."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='hive'").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return str(row[0]) if row else None
 
 
 async def read_state_tables(path: Path, hive: str) -> HiveState:

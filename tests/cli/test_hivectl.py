@@ -130,3 +130,19 @@ async def test_hivectl_without_a_c0re_says_so_in_one_line(tmp_path: Path) -> Non
     assert done.returncode == 1
     (line,) = done.stderr.splitlines()
     assert "hyperhive up" in line
+
+
+async def test_logs_prints_an_agents_last_lines_and_refuses_a_bad_count(hive: LiveHive) -> None:
+    backend = hive.core.backend
+    assert isinstance(backend, FakeBackend)
+    backend.logs["alice"] = [f"line {i}" for i in range(10)] + ["\x1b[31mred\x1b[0m"]
+    done = await hivectl(hive, "logs", "alice", "-n", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["line 8", "line 9", "\\x1b[31mred\\x1b[0m"]  # escapes shown
+    as_json = await ok_json(hive, "logs", "alice", "-n", "2")
+    assert as_json == {"name": "alice", "lines": ["line 9", "\x1b[31mred\x1b[0m"]}
+    refused = await hivectl(hive, "logs", "alice", "-n", "100000")
+    assert refused.returncode == 2
+    unknown = await hivectl(hive, "logs", "nobody")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "error: unknown agent 'nobody'"

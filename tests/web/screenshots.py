@@ -41,7 +41,6 @@ def _git(repo: Path, *args: str) -> str:
 
 
 async def main(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         agents = ("alice", "bob", "carol")
         async with live_hive(Path(tmp) / "state", "lab", agents=agents) as live:
@@ -190,4 +189,6 @@ async def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"))
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"
+    target.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(target))
