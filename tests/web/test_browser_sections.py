@@ -37,6 +37,7 @@ async def test_spawn_and_compose_forms(dash: Dash, browser: Browser) -> None:
     row = page.locator("#agent-gina")
     await row.wait_for()
     await row.locator(".chip-model", has_text="haiku").wait_for()
+    await page.locator("#toast", has_text="spawned gina").wait_for()
     assert await form.locator("input[name=name]").input_value() == ""  # the form was reset
     await form.locator("input[name=name]").fill("manager")
     await form.locator("button").click()

@@ -228,6 +228,7 @@
 
   function onUpdate(e) {
     const u = JSON.parse(e.data);
+    if (u.hive !== hive) return;
     if (u.seq <= state.lastSeq) return; // seen already (a replay after reconnecting)
     for (const op of u.ops) apply(op);
     state.lastSeq = u.seq;
@@ -237,15 +238,38 @@
     for (const hook of state.hooks) hook.update && hook.update(u);
   }
 
+  function onStatus(data) {
+    const s = JSON.parse(data);
+    state.connected = s.connected;
+    apply(['morph', 'banner-nats', s.html]);
+  }
+
+  // One live stream per hive for all of this browser's tabs (a SharedWorker: a browser
+  // gives an origin six connections, an EventSource per tab would starve the seventh);
+  // a browser without shared workers gets an EventSource of its own.
+  let worker = null;
   function connect(since) {
+    if (window.SharedWorker) {
+      if (!worker) {
+        worker = new SharedWorker('/static/stream-worker.js', { name: 'hyperhive-stream' });
+        worker.port.onmessage = (m) => {
+          const msg = m.data;
+          if (msg.type === 'update') onUpdate({ data: msg.data });
+          else if (msg.type === 'status') onStatus(msg.data);
+          else if (msg.type === 'resync') resync(true);
+          else if (msg.type === 'open' || msg.type === 'listening') streamBanner(false);
+          else if (msg.type === 'broken') streamBanner(true);
+        };
+        worker.port.start();
+        window.addEventListener('pagehide', () => worker.port.postMessage({ type: 'bye' }));
+      }
+      worker.port.postMessage({ type: 'listen', hive, since });
+      return;
+    }
     if (source) source.close();
     source = new EventSource(`${base}/stream?since=${since}`);
     source.addEventListener('update', onUpdate);
-    source.addEventListener('status', (e) => {
-      const s = JSON.parse(e.data);
-      state.connected = s.connected;
-      apply(['morph', 'banner-nats', s.html]);
-    });
+    source.addEventListener('status', (e) => onStatus(e.data));
     source.addEventListener('resync', () => {
       source.close();
       resync();
@@ -257,7 +281,9 @@
     };
   }
 
-  async function resync() {
+  // A snapshot of every section, morphed in; `listening`: the stream goes on by itself
+  // (the shared worker's), so only the page catches up.
+  async function resync(listening) {
     try {
       const q = agent ? `?agent=${encodeURIComponent(agent)}` : '';
       const snap = await getJSON(`/ui/h/${encodeURIComponent(hive)}/snapshot${q}`);
@@ -266,10 +292,10 @@
       state.lastSeq = snap.seq;
       tick();
       for (const hook of state.hooks) hook.resynced && hook.resynced(before, snap.seq);
-      connect(snap.seq);
+      if (!listening) connect(snap.seq);
     } catch (err) {
       streamBanner(true);
-      setTimeout(resync, 3000);
+      setTimeout(() => resync(listening), 3000);
     }
   }
 
