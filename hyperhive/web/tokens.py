@@ -54,7 +54,9 @@ def read_record(state: StateDir) -> TokenRecord | None:
     try:
         return _decoder.decode(data)
     except msgspec.DecodeError as exc:
-        raise ConfigError(f"{path} is damaged ({exc}): run `hyperhive token` for a new one") from None
+        raise ConfigError(
+            f"{path} is damaged ({exc}): run `hyperhive token` for a new one"
+        ) from None
 
 
 def mint(state: StateDir, sign_out: bool = True) -> str:
