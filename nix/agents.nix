@@ -80,6 +80,7 @@ let
   bindArgs = {
     inherit (cfg) stateDir;
     inherit (hlib) hostConfigFile;
+    hive = cfg.hiveName;
     name = "{name}";
   };
 

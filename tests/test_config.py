@@ -80,6 +80,7 @@ def test_every_setting_is_read_from_its_env_var(workdir: Path, env: dict[str, st
         "hive": "envhive",
         "nats_url": "nats://env:4222",
         "nats_credentials": "creds.json",
+        "nats_state_dir": "/var/lib/shared-nats",
         "state_dir": "env-state",
         "nats_port": "4333",
         "dashboard_port": "7333",

@@ -9,7 +9,7 @@ request whose reply subject is someone else's command subject, or a push
 consumer delivering to it. Such a message either has no reply subject, a
 JetStream one (`$JS.ACK...`), or JetStream's headers. `trusted` accepts a
 command only if its reply subject is under the caller role's own inbox prefix
-(`_INBOX.agent-alice.`), which only alice may subscribe to, and it carries no
+(`_INBOX.hive.<hive>.agent-alice.`), which only alice of that hive may subscribe to, and it carries no
 JetStream headers; anything else is dropped (and counted), never answered.
 """
 
@@ -49,25 +49,33 @@ class Call:
     msg: Msg
 
 
-def callers_roles(subject: str) -> tuple[str, str, str, tuple[str, ...]]:
-    """(hive, caller, verb, the roles allowed to send it) of a command subject."""
+def _operators(hive: str) -> tuple[str, ...]:
+    """The reply prefixes of whoever may speak as the operator in `hive`."""
+    return (auth.inbox_prefix(ROLE_OPERATOR), auth.inbox_prefix(ROLE_OPERATOR, hive))
+
+
+def callers_prefixes(subject: str) -> tuple[str, str, str, tuple[str, ...]]:
+    """(hive, caller, verb, the reply-inbox prefixes of who may send it) of a command subject."""
     try:
         cmd = subjects.parse_command_subject(subject)
-        role = ROLE_OPERATOR if cmd.caller == OPERATOR else agent_role(cmd.caller)
-        return cmd.hive, cmd.caller, cmd.verb, (role,)
+        if cmd.caller == OPERATOR:
+            return cmd.hive, cmd.caller, cmd.verb, _operators(cmd.hive)
+        agent = auth.inbox_prefix(agent_role(cmd.caller), cmd.hive)
+        return cmd.hive, cmd.caller, cmd.verb, (agent,)
     except InvalidSubject:
         h = subjects.parse_harness_subject(subject)  # raises InvalidSubject in turn
-        return h.hive, OPERATOR, h.verb, (ROLE_OPERATOR, ROLE_ADMIN)
+        prefixes = (*_operators(h.hive), auth.inbox_prefix(ROLE_ADMIN))
+        return h.hive, OPERATOR, h.verb, prefixes
 
 
 def trusted(msg: Msg) -> Call | None:
     """The call a message is, if it really comes from the caller its subject names."""
     try:
-        hive, caller, verb, roles = callers_roles(msg.subject)
+        hive, caller, verb, prefixes = callers_prefixes(msg.subject)
     except InvalidSubject:
         return None
     reply = msg.reply or ""
-    if not any(reply.startswith(auth.inbox_prefix(r) + ".") for r in roles):
+    if not any(reply.startswith(p + ".") for p in prefixes):
         return None
     if msg.headers and any(h in msg.headers for h in JETSTREAM_HEADERS):
         return None

@@ -34,13 +34,13 @@ from hyperhive import events as ev
 from hyperhive import names
 from hyperhive.backoff import Backoff
 from hyperhive.bus import auth, subjects
-from hyperhive.bus.connect import open_nats
+from hyperhive.bus.connect import nats_state, open_nats
 from hyperhive.bus.consume import StartAt, ack_info, read_ordered
 from hyperhive.bus.inbox import delete_inbox, ensure_inbox
 from hyperhive.bus.publish import publish_event
 from hyperhive.bus.records import decode_message
 from hyperhive.bus.rpc import Call, trusted
-from hyperhive.bus.server import read_server_info, reload_running
+from hyperhive.bus.server import reload_running, running_urls
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.commands import (
     CommandRefused,
@@ -92,6 +92,7 @@ class C0re:
         self.js = nc.jetstream()
         self.backend = backend
         self.paths = StateDir.at(cfg.state_dir)
+        self.nats_paths = nats_state(cfg)  # where the NATS users live (often the same)
         self.state = HiveState(hive=cfg.hive)
         self.changed = asyncio.Condition()
         self.queues: dict[str, deque[Call]] = {}
@@ -243,6 +244,7 @@ class C0re:
             nats_url=self.nats_url,
             port=ports.agent_port(name),
             model=model or (agent.model if agent else None) or self.cfg.default_model,
+            nats_state=self.nats_paths if self.nats_paths != self.paths else None,
         )
 
     async def carry_out(self, effect: Effect, by: str) -> dict[str, Any]:
@@ -333,11 +335,13 @@ class C0re:
             await self.publish(out)
 
     def _credentials(self, name: str) -> None:
-        """The agent's NATS user (and the server told about it)."""
-        state = self.paths.root
+        """The agent's NATS user in this hive (and the servers told about it)."""
+        state = self.nats_paths.root
         auth.ensure_credentials(state, agent_role(name), self.hive)
         auth.write_auth_conf(state, self.hive, [name])
-        reload_running(state)  # the embedded server; on NixOS a path unit reloads nats
+        # The embedded server, or every node of a local cluster; on NixOS a path
+        # unit reloads nats.
+        reload_running(state)
 
     async def spawn(self, name: str, model: str | None) -> None:
         if name in self.state.agents:
@@ -438,11 +442,10 @@ class C0re:
         """Remove the agent's dirs and credentials, after proving they lie inside the state dir."""
         target = self.paths.inside(self.paths.agent(names.check_agent(name)))
         await delete_inbox(self.nc, self.hive, name)
-        creds = self.paths.credentials_file(agent_role(name))
         await asyncio.to_thread(shutil.rmtree, target, True)
-        creds.unlink(missing_ok=True)
-        await asyncio.to_thread(auth.write_auth_conf, self.paths.root, self.hive)
-        reload_running(self.paths.root)
+        state = self.nats_paths.root
+        await asyncio.to_thread(auth.remove_credentials, state, agent_role(name), self.hive)
+        reload_running(state)
 
     async def apply_commit(self, effect: ApplyCommit, by: str) -> dict[str, Any]:
         name = effect.agent
@@ -625,8 +628,8 @@ async def _run_once(
     async with open_nats(cfg, ROLE_ADMIN, "hyperhive-c0re", wait=True) as nc:
         await ensure_stream(nc.jetstream(), cfg.hive, cfg.stream)
         core = C0re(cfg, nc, backend)
-        if not core.nats_url:
-            core.nats_url = read_server_info(core.paths.root).url
+        if not core.nats_url:  # the agents get the servers c0re found
+            core.nats_url = ",".join(running_urls(core.nats_paths.root))
         await core.load()
         core.tasks = [
             asyncio.create_task(core.follow(), name="c0re-follow"),

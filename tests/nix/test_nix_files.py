@@ -39,6 +39,8 @@ NOT_SET_ON_NIXOS = {
     "nixos-containers, and hive.toml still carries the setting",
     "HYPERHIVE_CLAUDE": "only the harness runs claude, inside each container, where "
     "claude-code is on its PATH; hive.toml still carries the setting",
+    "HYPERHIVE_NATS_STATE_DIR": "one hive per host: services.nats loads the users of stateDir "
+    "itself, so the hive's own state dir is the NATS state dir",
 }
 # Settings whose env value legitimately differs from hive.toml's, and why.
 PER_SERVICE = {
@@ -438,12 +440,17 @@ def test_container_binds_put_the_agents_dirs_where_the_harness_looks(
     binds = _lib_call(
         nix,
         "containerBinds",
-        {"stateDir": state, "hostConfigFile": "/etc/hyperhive/hive.toml", "name": "alice"},
+        {
+            "stateDir": state,
+            "hostConfigFile": "/etc/hyperhive/hive.toml",
+            "hive": "lab",
+            "name": "alice",
+        },
         tmp_path,
     )
     by_target = {b["target"]: b for b in binds}
     env = _lib_call(nix, "harnessEnvironment", {"git": "/x/bin/git"}, tmp_path)
-    creds = str(auth.credentials_path(Path(state), name_rules.agent_role("alice")))
+    creds = str(auth.credentials_path(Path(state), name_rules.agent_role("alice"), "lab"))
 
     assert by_target[env["HYPERHIVE_STATE_DIR"]] == {
         "source": f"{state}/agents/alice/state",
@@ -468,6 +475,7 @@ def test_nspawn_flags_are_one_bind_flag_per_mount(nix: Nix, tmp_path: Path) -> N
         {
             "stateDir": "/var/lib/hyperhive",
             "hostConfigFile": "/etc/hyperhive/hive.toml",
+            "hive": "lab",
             "name": "bob",
         },
         tmp_path,
@@ -475,7 +483,7 @@ def test_nspawn_flags_are_one_bind_flag_per_mount(nix: Nix, tmp_path: Path) -> N
     assert flags == [
         "--bind=/var/lib/hyperhive/agents/bob/state:/state",
         "--bind=/var/lib/hyperhive/agents/bob/claude:/root/.claude",
-        "--bind-ro=/var/lib/hyperhive/nats/credentials/agent-bob.json:"
+        "--bind-ro=/var/lib/hyperhive/nats/credentials/lab/agent-bob.json:"
         "/etc/hyperhive/nats-credentials.json",
         "--bind-ro=/etc/hyperhive/hive.toml:/etc/hyperhive/hive.toml",
     ]
@@ -487,6 +495,9 @@ def test_nats_paths_are_the_python_sides(nix: Nix, tmp_path: Path) -> None:
     s = nix_string(str(state))
     assert nix.eval_json(f'{lib}.credentialsFile {s} "operator"') == str(
         auth.credentials_path(state, auth.OPERATOR)
+    )
+    assert nix.eval_json(f'{lib}.hiveCredentialsFile {s} "lab" "agent-alice"') == str(
+        auth.credentials_path(state, name_rules.agent_role("alice"), "lab")
     )
     assert nix.eval_json(f"{lib}.jetstreamDir {s}") == str(StateDir(state).jetstream)
     assert nix.eval_json(f"{lib}.authConfFile {s}") == str(auth.write_auth_conf(state, "default"))
