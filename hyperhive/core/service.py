@@ -37,9 +37,10 @@ from hyperhive.bus import auth, subjects
 from hyperhive.bus.connect import nats_state, open_nats
 from hyperhive.bus.consume import StartAt, ack_info, read_ordered
 from hyperhive.bus.inbox import delete_inbox, ensure_inbox
-from hyperhive.bus.publish import publish_event
+from hyperhive.bus.publish import publish_budget, publish_event
 from hyperhive.bus.records import decode_message
-from hyperhive.bus.rpc import Call, trusted
+from hyperhive.bus.retry import ELECTION_BUDGET, through_election
+from hyperhive.bus.rpc import Call, Replies, trusted
 from hyperhive.bus.server import reload_running, running_urls
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.commands import (
@@ -96,11 +97,13 @@ class C0re:
         self.state = HiveState(hive=cfg.hive)
         self.changed = asyncio.Condition()
         self.queues: dict[str, deque[Call]] = {}
+        self.replies = Replies()  # a retried command (same request id) runs once
         self.pending = asyncio.Event()
         self.lock = asyncio.Lock()
         self.tasks: list[asyncio.Task[Any]] = []
         self.restarts: dict[str, Backoff] = {}
         self.nats_url = cfg.nats_url
+        self.publish_budget = publish_budget(cfg.stream)
 
     # ------------------------------------------------------------ the fold
 
@@ -115,7 +118,8 @@ class C0re:
         except EventLogError as exc:
             log.warning("c0re: no state tables to start from (%s); folding the stream", exc)
             self.state = HiveState(hive=self.hive)
-        info = await self.js.stream_info(subjects.stream_name(self.hive))
+        name = subjects.stream_name(self.hive)
+        info = await through_election(lambda: self.js.stream_info(name), f"stream {name}")
         last = info.state.last_seq
         if last > self.state.position:
             msgs = read_ordered(
@@ -150,7 +154,7 @@ class C0re:
             async with self.changed:
                 self.changed.notify_all()
 
-    async def caught_up(self, seq: int, timeout: float = 10.0) -> None:
+    async def caught_up(self, seq: int, timeout: float = ELECTION_BUDGET) -> None:
         async with asyncio.timeout(timeout), self.changed:
             await self.changed.wait_for(lambda: self.state.position >= seq)
 
@@ -158,7 +162,8 @@ class C0re:
         """Publish `events` in order and wait until the state has folded them in."""
         last = 0
         for e in events:
-            last = (await publish_event(self.js, e)).seq
+            # Through a failover too: retried with the same id, stored once.
+            last = (await publish_event(self.js, e, retry_for=self.publish_budget)).seq
         if last:
             await self.caught_up(last)
         return last
@@ -179,12 +184,18 @@ class C0re:
         call = trusted(msg)
         if call is None:
             return  # not from whom the subject says (or not a request): never answered
+        seen = self.replies.begin(call)
+        if seen is False:
+            return  # a retry of a command under way: answered with it
+        if isinstance(seen, bytes):
+            with contextlib.suppress(nats.errors.Error):
+                await msg.respond(seen)  # a retry of one answered already: the same answer
+            return
         queue = self.queues.setdefault(call.caller, deque())
         limit = QUEUE_OPERATOR if call.caller == names.OPERATOR else QUEUE_PER_CALLER
         if len(queue) >= limit:
-            await self._respond(
-                msg, refused(f"too many commands from {call.caller} waiting: slow down")
-            )
+            busy = refused(f"too many commands from {call.caller} waiting: slow down")
+            await self._answer(call, busy)
             return
         queue.append(call)
         self.pending.set()
@@ -201,12 +212,14 @@ class C0re:
                         self.queues.pop(caller, None)
                         continue
                     call = queue.popleft()
-                    reply = await self.handle(call)
-                    await self._respond(call.msg, reply)
+                    await self._answer(call, await self.handle(call))
 
-    async def _respond(self, msg: Msg, reply: Reply) -> None:
-        with contextlib.suppress(nats.errors.Error):
-            await msg.respond(encode_reply(reply))
+    async def _answer(self, call: Call, reply: Reply) -> None:
+        """Answer every attempt of `call` (a retried command has several reply subjects)."""
+        answer = encode_reply(reply)
+        for attempt in self.replies.finish(call, answer):
+            with contextlib.suppress(nats.errors.Error):
+                await attempt.respond(answer)
 
     async def handle(self, call: Call) -> Reply:
         """One command: decode, decide, publish, carry out; never raises."""
