@@ -149,7 +149,7 @@ async def next_permission_error(
             continue
         text = str(exc)
         seen.append(text)
-        if "permissions violation" in text.lower() and subject in text:
+        if "permissions violation" in text.lower() and subject.lower() in text.lower():
             return text
 
 

@@ -75,11 +75,18 @@ def resolve_servers(cfg: HiveConfig) -> tuple[str, ...]:
     return nats_servers(cfg.nats_url) or running_urls(nats_state(cfg).root)
 
 
-def resolve_endpoint(cfg: HiveConfig, role: str) -> Endpoint:
-    """The servers and credentials a command with `role` should use."""
+def resolve_endpoint(cfg: HiveConfig, role: str, every_hive: bool = False) -> Endpoint:
+    """The servers and credentials a command with `role` should use.
+
+    The operator of one hive (`cfg.hive`) is that hive's own operator when it has
+    credentials; `every_hive` (or `--hive '*'`) asks for the server-wide one, which
+    reads every hive (a dashboard's hive switcher).
+    """
     state = nats_state(cfg).root
     servers = resolve_servers(cfg)
     hive = cfg.hive if cfg.hive != ALL_HIVES else None
+    if every_hive and not is_agent_role(role):
+        hive = None
     creds: auth.Credentials | None = None
     if cfg.nats_credentials:
         creds = auth.read_credentials(Path(cfg.nats_credentials))
@@ -252,10 +259,14 @@ def _reason(exc: BaseException) -> str:
 
 @asynccontextmanager
 async def open_nats(
-    cfg: HiveConfig, role: str, name: str, wait: bool = False
+    cfg: HiveConfig, role: str, name: str, wait: bool = False, every_hive: bool = False
 ) -> AsyncIterator[Client]:
-    """A connected client for the duration of the block, drained on the way out."""
-    nc = await connect(resolve_endpoint(cfg, role), name, wait=wait)
+    """A connected client for the duration of the block, drained on the way out.
+
+    With a seed list it fails over between the cluster's nodes by itself.
+    `every_hive`: the server-wide operator (see `resolve_endpoint`).
+    """
+    nc = await connect(resolve_endpoint(cfg, role, every_hive), name, wait=wait)
     try:
         yield nc
     finally:

@@ -17,6 +17,13 @@ Following goes on from the same last sequence + 1: no gap, no duplicate.
 
 The same `Record`s come out of the sqlite event log (`eventlog.query.read_log`),
 so `export` filters and prints exactly like `tail`.
+
+On a cluster (a client connected with the seed list, `bus.connect.open_nats`),
+a follower survives the death of any node: its consumer is an ephemeral one,
+made anew on a live node just after the last record handed out when its pull
+requests go silent (`bus.consume`), so the records still come out once each, in
+order per hive. `list_hive_streams` (`--hive '*'`) needs the server-wide operator
+(or admin): a hive's own operator may not list the streams.
 """
 
 from __future__ import annotations
