@@ -6,6 +6,7 @@ python -m bench --events N       N events per throughput measurement
 python -m bench --log-events N   N events in the log c0re restarts on (default 1,000,000)
 python -m bench --only c0re      c0re's section alone (or --only bus: all but c0re and harness)
 python -m bench --only harness   the harness's section alone (< 1 min)
+python -m bench --only cluster   a 3-node cluster (R3) beside one server, and kill -9 failovers
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="events in the log c0re restarts on (default 1,000,000; 50,000 with --quick)",
     )
     ap.add_argument(
-        "--only", choices=("bus", "c0re", "harness"), default=None, help="run one section"
+        "--only",
+        choices=("bus", "c0re", "harness", "cluster"),
+        default=None,
+        help="run one section",
     )
     args = ap.parse_args(argv)
     if args.events is not None and args.events < 1000:

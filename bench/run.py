@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from nats.aio.client import Client
 
-from bench import core, harness, ours, raw
+from bench import cluster, core, harness, ours, raw
 from bench.common import (
     HIVE,
     PUBLISH_WINDOW,
@@ -52,9 +52,11 @@ class Plan:
     repeats: int
     core: core.CorePlan
     harness_plan: harness.HarnessPlan
-    bus: bool = True  # the bus benchmarks (everything but c0re's and the harness's)
+    cluster_plan: cluster.ClusterPlan
+    bus: bool = True  # the bus benchmarks (everything but the sections below)
     c0re: bool = True  # c0re's section (bench/core.py)
     harness: bool = True  # the harness's section (bench/harness.py)
+    cluster: bool = True  # the cluster's section (bench/cluster.py)
 
 
 def plan(
@@ -68,9 +70,11 @@ def plan(
         repeats=1 if quick else 2,
         core=core.core_plan(quick, log_events),
         harness_plan=harness.harness_plan(quick),
+        cluster_plan=cluster.cluster_plan(quick, events),
         bus=only in (None, "bus"),
         c0re=only in (None, "c0re"),
         harness=only in (None, "harness"),
+        cluster=only in (None, "cluster"),
     )
 
 
@@ -106,12 +110,16 @@ async def in_thread(fn: Callable[[], T]) -> T:
     return await asyncio.to_thread(fn)
 
 
-async def run(
-    p: Plan,
-) -> tuple[Results, core.CoreResults | None, harness.HarnessResults | None]:
+Sections = tuple[
+    Results, core.CoreResults | None, harness.HarnessResults | None, cluster.ClusterResults | None
+]
+
+
+async def run(p: Plan) -> Sections:
     res = Results()
     core_res: core.CoreResults | None = None
     harness_res: harness.HarnessResults | None = None
+    cluster_res: cluster.ClusterResults | None = None
     tmp = Path(tempfile.mkdtemp(prefix="hyperhive-bench-"))
     state = tmp / "state"
     server = EmbeddedServer(state, hive=HIVE)
@@ -137,13 +145,16 @@ async def run(
             # On a server of its own: a state dir holds one hive's event log, and the
             # agent name `manager` is taken on this server once c0re's hive has one.
             harness_res = await harness.run(tmp / "harness-state", p.harness_plan)
+        if p.cluster:
+            # Its own servers: one, and a 3-node cluster, side by side.
+            cluster_res = await cluster.run(tmp / "cluster-section", p.cluster_plan)
     finally:
         for c in (nc, nc2):
             if c is not None:
                 await c.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return res, core_res, harness_res
+    return res, core_res, harness_res, cluster_res
 
 
 async def _run(p: Plan, res: Results, cfg: HiveConfig, nc: Client, nc2: Client, tmp: Path) -> None:
@@ -281,24 +292,21 @@ async def _run(p: Plan, res: Results, cfg: HiveConfig, nc: Client, nc2: Client, 
     )
 
 
-def report(
-    p: Plan,
-    res: Results,
-    core_res: core.CoreResults | None,
-    harness_res: harness.HarnessResults | None,
-    elapsed: float,
-) -> str:
+def report(p: Plan, sections: Sections, elapsed: float) -> str:
+    res, core_res, harness_res, cluster_res = sections
     info = "\n".join(f"  {k:<12} {v}" for k, v in machine_info())
     out = ""
     if p.bus:
         out = bus_report(p, res, elapsed, info)
     else:
-        only = "c0re" if p.c0re else "harness"
+        only = "c0re" if p.c0re else "harness" if p.harness else "cluster"
         out = f"hyperhive bench ({only} only), {elapsed:.0f}s\n{info}\n\n"
     if core_res is not None:
         out += "\n" + core.report(p.core, core_res)
     if harness_res is not None:
         out += "\n" + harness.report(p.harness_plan, harness_res)
+    if cluster_res is not None:
+        out += "\n" + cluster.report(p.cluster_plan, cluster_res)
     return out
 
 
@@ -414,6 +422,6 @@ def main(
 ) -> int:
     p = plan(events, quick, log_events, only)
     start = time.perf_counter()
-    res, core_res, harness_res = asyncio.run(run(p))
-    print(report(p, res, core_res, harness_res, time.perf_counter() - start))
+    sections = asyncio.run(run(p))
+    print(report(p, sections, time.perf_counter() - start))
     return 0
