@@ -276,6 +276,20 @@ def test_the_option_walker_sees_a_removed_option(nix: Nix, tmp_path: Path) -> No
     assert "services.hyperhive.openFirewall" not in names
 
 
+def test_the_nats_cluster_options_are_name_routes_and_port(nix: Nix) -> None:
+    """A single server by default; the cluster block is built from exactly these three."""
+    prefix = "services.hyperhive.nats.cluster."
+    found = {n[len(prefix) :]: o for n, o in _options(nix, MODULE).items() if n.startswith(prefix)}
+    assert {k: o.get("default") for k, o in found.items()} == {
+        "name": None,
+        "port": 6222,
+        "routes": [],
+    }
+    nats_nix = (ROOT / "nix" / "nats.nix").read_text(encoding="utf-8")
+    assert "inherit (cfg.nats.cluster) name port routes;" in nats_nix
+    assert "lib.optionalAttrs (cfg.nats.cluster.name != null)" in nats_nix
+
+
 # ------------------------------------------------------------------ settings
 
 
