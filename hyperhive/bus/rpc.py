@@ -200,7 +200,7 @@ class Replies:
     """
 
     KEEP = 300.0
-    MAX_KEPT = 10_000
+    MAX_KEPT = 4096
 
     def __init__(self) -> None:
         self._waiting: dict[tuple[str, str], list[Msg]] = {}
