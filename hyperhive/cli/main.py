@@ -129,7 +129,7 @@ def _up(cfg: HiveConfig, paths: StateDir) -> None:
             + ("  (embedded, store in " + str(paths.nats) + ")" if server else "")
         )
         click.echo(f"  event log   {paths.events_db}")
-        click.echo(f"  credentials {paths.credentials}")
+        click.echo(f"  credentials {nats_state(cfg).credentials}")
         click.echo(
             f"  follow it:  {_sibling('hive-events')} tail -f --state-dir {paths.root} "
             f"--hive {cfg.hive}"

@@ -167,3 +167,31 @@ def test_the_embedded_servers_log_is_private(tmp_path: Path) -> None:
         assert mode(server.log_path) & 0o077 == 0
     finally:
         server.stop()
+
+
+@pytest.mark.nats
+async def test_an_agent_of_an_earlier_state_dir_still_logs_in_after_the_server_starts(
+    tmp_path: Path,
+) -> None:
+    """The upgrade path: the old file is moved into its hive's dir by the server's start,
+    and the agent logs in with the same user and password."""
+    from hyperhive.bus.connect import connect, resolve_endpoint
+    from hyperhive.bus.server import EmbeddedServer
+    from hyperhive.config import HiveConfig
+
+    state = tmp_path / "state"
+    legacy = StateDir(state).credentials_file(agent_role("alice"))
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text(json.dumps({"user": "agent-alice", "password": "old-pw", "hive": "lab"}))
+    server = EmbeddedServer(state, "lab")
+    server.start()
+    try:
+        cfg = HiveConfig(hive="lab", state_dir=str(state))
+        endpoint = resolve_endpoint(cfg, agent_role("alice"))
+        assert endpoint.credentials == auth.Credentials("agent-alice", "old-pw", "lab")
+        nc = await connect(endpoint, "alice")
+        assert nc.is_connected
+        await nc.close()
+    finally:
+        server.stop()
+    assert not legacy.exists()
