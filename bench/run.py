@@ -142,8 +142,8 @@ async def run(p: Plan) -> Sections:
             # users c0re writes must be the ones the server loads).
             core_res = await core.run(state, p.core)
         if p.harness:
-            # On a server of its own: a state dir holds one hive's event log, and the
-            # agent name `manager` is taken on this server once c0re's hive has one.
+            # On a server of its own: a state dir holds one hive's event log, and
+            # c0re's section leaves its hive's load on this one.
             harness_res = await harness.run(tmp / "harness-state", p.harness_plan)
         if p.cluster:
             # Its own servers: one, and a 3-node cluster, side by side.

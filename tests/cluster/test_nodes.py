@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hyperhive.backoff import Backoff
 from hyperhive.bus import auth, subjects
 from hyperhive.bus.connect import ServerPicker, connect, resolve_endpoint
 from hyperhive.bus.publish import publish_event
@@ -92,8 +93,6 @@ def test_the_picker_tries_every_other_server_before_backing_off() -> None:
         def __init__(self, netloc: str) -> None:
             self.uri = Uri(netloc)
             self.reconnects = 0
-
-    from hyperhive.backoff import Backoff
 
     servers = [Srv("a:1"), Srv("b:2"), Srv("c:3")]
     pick = ServerPicker(Backoff(0.1, 5.0, jitter=False))
