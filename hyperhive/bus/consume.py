@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -148,6 +149,7 @@ class PullConsumer:
         self._reconnects = 0
         self._refused: str | None = None  # why the last pull ended early and empty
         self._heard = 0.0  # loop time of the last word (message, heartbeat) on the request
+        self._clock = time.monotonic  # the event loop's clock once reading (per message: cheap)
         self._sub: Subscription | None = None
 
     def _config(self, start: StartAt) -> js_api.ConsumerConfig:
@@ -308,7 +310,7 @@ class PullConsumer:
         self._arrived.set()
 
     async def _on_msg(self, msg: Msg) -> None:
-        self._heard = asyncio.get_running_loop().time()
+        self._heard = self._clock()
         status = msg.headers.get(STATUS) if msg.headers else None
         if status is not None:
             if status != HEARTBEAT:
@@ -332,7 +334,7 @@ class PullConsumer:
         self._requested = batch
         self._received = 0
         self._request_done = False
-        self._heard = asyncio.get_running_loop().time()
+        self._heard = self._clock()
         heartbeat = min(IDLE_HEARTBEAT, expires / 2)
         req = json.dumps(
             {"batch": batch, "expires": int(expires * 1e9), "idle_heartbeat": int(heartbeat * 1e9)}
@@ -363,6 +365,7 @@ class PullConsumer:
         Idle time yields nothing, or, with `idle_tick`, an empty list every
         `idle_tick` seconds (for callers with work of their own to finish).
         """
+        self._clock = asyncio.get_running_loop().time
         self._sub = await self.nc.subscribe(self.nc.new_inbox(), cb=self._on_msg)
         refusals = Backoff(first=0.05, cap=2.0)
         silence = min(SILENCE, expires + 2.0)
