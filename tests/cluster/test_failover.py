@@ -36,7 +36,7 @@ from tests.cluster.conftest import c0re_on, hive_stream
 from tests.clusters import LocalCluster, cluster_env
 from tests.helpers import BIN, db_position, running, turn_started, wait_until
 
-pytestmark = [pytest.mark.nats, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.nats, pytest.mark.cluster, pytest.mark.timeout(300)]
 
 BURST = 10_000
 WINDOW = 200  # publishes in flight at once

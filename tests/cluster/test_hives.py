@@ -24,7 +24,7 @@ from tests.cluster.conftest import c0re_on
 from tests.clusters import LocalCluster, cluster_env
 from tests.helpers import BIN, connect_as, next_permission_error
 
-pytestmark = [pytest.mark.nats, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.nats, pytest.mark.cluster, pytest.mark.timeout(300)]
 
 A, B = "hive-a", "hive-b"
 MANAGER = "manager"

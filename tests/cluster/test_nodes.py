@@ -18,7 +18,7 @@ from hyperhive.errors import NotConnected
 from tests.clusters import LocalCluster, free_port
 from tests.helpers import BIN, connect_as, state_env, turn_started, wait_for_line, wait_until
 
-pytestmark = pytest.mark.nats
+pytestmark = [pytest.mark.nats, pytest.mark.cluster]
 
 
 async def test_a_hive_stream_on_the_cluster_has_three_current_replicas(
