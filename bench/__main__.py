@@ -7,6 +7,7 @@ python -m bench --log-events N   N events in the log c0re restarts on (default 1
 python -m bench --only c0re      c0re's section alone (or --only bus: all but c0re and harness)
 python -m bench --only harness   the harness's section alone (< 1 min)
 python -m bench --only dashboard the dashboard's section alone (~2 min; Chromium)
+python -m bench --only cluster   a 3-node cluster (R3) beside one server, and kill -9 failovers
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     ap.add_argument(
         "--only",
-        choices=("bus", "c0re", "harness", "dashboard"),
+        choices=("bus", "c0re", "harness", "dashboard", "cluster"),
         default=None,
         help="run one section",
     )

@@ -48,7 +48,7 @@ from hyperhive.bus.inbox import recv
 from hyperhive.bus.rpc import command
 from hyperhive.commands import Command, encode_command
 from hyperhive.commands import verbs as v
-from hyperhive.config import HiveConfig
+from hyperhive.config import HiveConfig, StreamConfig
 from hyperhive.core import projection, service
 from hyperhive.core.lifecycle.fake import FakeBackend
 from hyperhive.core.projection import NAME as STATE_PROJECTION
@@ -121,8 +121,8 @@ class CoreResults:
         return percentile(self.ms.get(key, []), pct)
 
 
-def c0re_config(state_dir: str, hive: str = HIVE) -> HiveConfig:
-    return HiveConfig(hive=hive, state_dir=state_dir)
+def c0re_config(state_dir: str, hive: str = HIVE, replicas: int = 1) -> HiveConfig:
+    return HiveConfig(hive=hive, state_dir=state_dir, stream=StreamConfig(replicas=replicas))
 
 
 # ------------------------------------------------------------------ child processes
@@ -162,7 +162,7 @@ def _time_phases(phases: dict[str, float]) -> None:
     C0re.ensure_hive = timed_ensure  # type: ignore[method-assign]
 
 
-def c0re_child(state_dir: str, conn: Connection, hive: str = HIVE) -> None:
+def c0re_child(state_dir: str, conn: Connection, hive: str = HIVE, replicas: int = 1) -> None:
     """A child process: `run_c0re` (of `hive`) with a `FakeBackend` until the parent says stop.
 
     With BENCH_C0RE_PROFILE=<prefix> set, each c0re child runs under cProfile and
@@ -171,17 +171,17 @@ def c0re_child(state_dir: str, conn: Connection, hive: str = HIVE) -> None:
     logging.basicConfig(level=logging.WARNING, format="  .. [c0re] %(levelname)s %(message)s")
     profile = os.environ.get(PROFILE_ENV)
     if not profile:
-        asyncio.run(_c0re_main(state_dir, conn, hive))
+        asyncio.run(_c0re_main(state_dir, conn, hive, replicas))
         return
     import cProfile
 
     with cProfile.Profile() as prof:
-        asyncio.run(_c0re_main(state_dir, conn, hive))
+        asyncio.run(_c0re_main(state_dir, conn, hive, replicas))
     prof.dump_stats(f"{profile}.{os.getpid()}")
 
 
-async def _c0re_main(state_dir: str, conn: Connection, hive: str) -> None:
-    cfg = c0re_config(state_dir, hive)
+async def _c0re_main(state_dir: str, conn: Connection, hive: str, replicas: int = 1) -> None:
+    cfg = c0re_config(state_dir, hive, replicas)
     phases: dict[str, float] = {}
     _time_phases(phases)
     stop = _stop_on_message(conn)

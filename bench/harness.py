@@ -1,7 +1,7 @@
 """The harness's figures: a message to the turn it wakes, and what the harness adds to a turn.
 
 The section has a nats-server of its own in a fresh state dir (a state dir holds one hive's
-event log, and a server one agent named `manager`). c0re runs there in a child process
+event log, and the harness's figures are best taken on a quiet server). c0re runs there in a child process
 (`run_c0re` of hive `bench-harness` with a `FakeBackend`, as in bench/core.py); the
 harnesses run in the bench process (`Harness(cfg, nc, agent, runner).run()`, as
 `run_harness` runs them), each on a connection with the credentials c0re wrote for its
@@ -542,8 +542,8 @@ async def real_cli(
 async def run(state: Path, p: HarnessPlan) -> HarnessResults:
     """Every harness figure, on a nats-server of its own in the fresh state dir `state`.
 
-    One hive per state dir (its event log is that hive's) and one `manager` per server:
-    the harness hive cannot share the server and state dir of c0re's section.
+    One hive per state dir (its event log is that hive's): the harness hive does not
+    share the state dir of c0re's section, and has a quiet server of its own.
     """
     server = EmbeddedServer(state, hive=HIVE)
     server.start()

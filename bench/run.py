@@ -9,13 +9,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from nats.aio.client import Client
 
-from bench import core, dashboard, harness, ours, raw
+from bench import cluster, core, dashboard, harness, ours, raw
 from bench.common import (
     HIVE,
     PUBLISH_WINDOW,
@@ -52,13 +52,13 @@ class Plan:
     repeats: int
     core: core.CorePlan
     harness_plan: harness.HarnessPlan
-    bus: bool = True  # the bus benchmarks (everything but c0re's and the harness's)
+    cluster_plan: cluster.ClusterPlan
+    dash_plan: dashboard.DashPlan
+    bus: bool = True  # the bus benchmarks (everything but the sections below)
     c0re: bool = True  # c0re's section (bench/core.py)
     harness: bool = True  # the harness's section (bench/harness.py)
     dash: bool = True  # the dashboard's section (bench/dashboard.py)
-    dash_plan: dashboard.DashPlan = field(
-        default_factory=lambda: dashboard.DashPlan(log_events=dashboard.TARGET_LOG)
-    )
+    cluster: bool = True  # the cluster's section (bench/cluster.py)
 
 
 def plan(
@@ -72,11 +72,13 @@ def plan(
         repeats=1 if quick else 2,
         core=core.core_plan(quick, log_events),
         harness_plan=harness.harness_plan(quick),
+        cluster_plan=cluster.cluster_plan(quick, events),
         bus=only in (None, "bus"),
         c0re=only in (None, "c0re"),
         harness=only in (None, "harness"),
         dash=only in (None, "dashboard"),
         dash_plan=dashboard.dash_plan(quick, log_events),
+        cluster=only in (None, "cluster"),
     )
 
 
@@ -113,7 +115,11 @@ async def in_thread(fn: Callable[[], T]) -> T:
 
 
 Sections = tuple[
-    Results, core.CoreResults | None, harness.HarnessResults | None, dashboard.DashResults | None
+    Results,
+    core.CoreResults | None,
+    harness.HarnessResults | None,
+    dashboard.DashResults | None,
+    cluster.ClusterResults | None,
 ]
 
 
@@ -122,6 +128,7 @@ async def run(p: Plan) -> Sections:
     core_res: core.CoreResults | None = None
     harness_res: harness.HarnessResults | None = None
     dash_res: dashboard.DashResults | None = None
+    cluster_res: cluster.ClusterResults | None = None
     tmp = Path(tempfile.mkdtemp(prefix="hyperhive-bench-"))
     state = tmp / "state"
     server = EmbeddedServer(state, hive=HIVE)
@@ -144,19 +151,22 @@ async def run(p: Plan) -> Sections:
             # users c0re writes must be the ones the server loads).
             core_res = await core.run(state, p.core)
         if p.harness:
-            # On a server of its own: a state dir holds one hive's event log, and the
-            # agent name `manager` is taken on this server once c0re's hive has one.
+            # On a server of its own: a state dir holds one hive's event log, and
+            # c0re's section leaves its hive's load on this one.
             harness_res = await harness.run(tmp / "harness-state", p.harness_plan)
         if p.dash:
             # On a server and state dir of its own: 100 agents and a long log of its hive.
             dash_res = await dashboard.run(tmp, p.dash_plan)
+        if p.cluster:
+            # Its own servers: one, and a 3-node cluster, side by side.
+            cluster_res = await cluster.run(tmp / "cluster-section", p.cluster_plan)
     finally:
         for c in (nc, nc2):
             if c is not None:
                 await c.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return res, core_res, harness_res, dash_res
+    return res, core_res, harness_res, dash_res, cluster_res
 
 
 async def _run(p: Plan, res: Results, cfg: HiveConfig, nc: Client, nc2: Client, tmp: Path) -> None:
@@ -295,13 +305,15 @@ async def _run(p: Plan, res: Results, cfg: HiveConfig, nc: Client, nc2: Client, 
 
 
 def report(p: Plan, sections: Sections, elapsed: float) -> str:
-    res, core_res, harness_res, dash_res = sections
+    res, core_res, harness_res, dash_res, cluster_res = sections
     info = "\n".join(f"  {k:<12} {v}" for k, v in machine_info())
     out = ""
     if p.bus:
         out = bus_report(p, res, elapsed, info)
     else:
-        only = "c0re" if p.c0re else "harness" if p.harness else "dashboard"
+        only = (
+            "c0re" if p.c0re else "harness" if p.harness else "dashboard" if p.dash else "cluster"
+        )
         out = f"hyperhive bench ({only} only), {elapsed:.0f}s\n{info}\n\n"
     if core_res is not None:
         out += "\n" + core.report(p.core, core_res)
@@ -309,6 +321,8 @@ def report(p: Plan, sections: Sections, elapsed: float) -> str:
         out += "\n" + harness.report(p.harness_plan, harness_res)
     if dash_res is not None:
         out += "\n" + dashboard.report(p.dash_plan, dash_res)
+    if cluster_res is not None:
+        out += "\n" + cluster.report(p.cluster_plan, cluster_res)
     return out
 
 

@@ -38,10 +38,10 @@ def fmt_ratio(ours: float, wall: float) -> str:
     return f"{100 * ours / wall:.0f}%"
 
 
-def render(rows: list[Row | str]) -> str:
-    """Rows as an aligned table; a bare string is a section line."""
+def render(rows: list[Row | str], header: Row = HEADER) -> str:
+    """Rows as an aligned table under `header`; a bare string is a section line."""
     table = [r for r in rows if isinstance(r, Row)]
-    cols = list(zip(*[(r.metric, r.ours, r.wall, r.ratio) for r in [HEADER, *table]], strict=True))
+    cols = list(zip(*[(r.metric, r.ours, r.wall, r.ratio) for r in [header, *table]], strict=True))
     widths = [max(len(c) for c in col) for col in cols]
 
     def line(r: Row) -> str:
@@ -52,7 +52,7 @@ def render(rows: list[Row | str]) -> str:
         ).rstrip()
 
     rule = "-+-".join("-" * w for w in widths)
-    out = [line(HEADER), rule]
+    out = [line(header), rule]
     for r in rows:
         out.append(line(r) if isinstance(r, Row) else f"{r}")
     return "\n".join(out)

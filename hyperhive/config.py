@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -47,6 +48,7 @@ class HiveConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     nats_url: str = ""
     nats_port: int = 0
     nats_credentials: str = ""
+    nats_state_dir: str = ""
     state_dir: str = ".hyperhive"
     dashboard_port: int = 7000
     dashboard_address: str = "127.0.0.1"
@@ -78,7 +80,9 @@ SETTINGS: tuple[Setting, ...] = (
         "nats_url",
         "HYPERHIVE_NATS_URL",
         "--nats",
-        "NATS server URL. Empty: use the embedded server of the state dir.",
+        "NATS server URL, or a cluster's seed list: URLs separated by commas (every "
+        "client fails over between them). Empty: the embedded server, or the local "
+        "cluster's running nodes, of the state dir.",
     ),
     Setting(
         "nats_credentials",
@@ -86,6 +90,15 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "JSON file with `user` and `password` for NATS. Empty: the state dir's file "
         "for the command's role.",
+    ),
+    Setting(
+        "nats_state_dir",
+        "HYPERHIVE_NATS_STATE_DIR",
+        None,
+        "The state dir of the NATS server (or local cluster) this hive uses, when it is "
+        "not the hive's own: its users (credentials, auth.conf) and its running nodes are "
+        "there. Several hives on one NATS each have their own state dir and name the "
+        "server's here. Empty: the hive's own state dir.",
     ),
     Setting(
         "state_dir",
@@ -228,6 +241,45 @@ def load_config(
     return cfg
 
 
+NATS_SCHEMES = ("nats", "tls")
+
+
+def nats_servers(url: str) -> tuple[str, ...]:
+    """The servers of a `nats_url`: one URL, or a seed list separated by commas.
+
+    Each entry is `scheme://host:port` (`nats` or `tls`) or a bare `host:port`
+    (taken as `nats://`); spaces around the commas are ignored. An empty
+    `url` is no servers (the state dir's own are used). `ConfigError` names a
+    bad entry.
+    """
+    out: list[str] = []
+    for raw in url.split(","):
+        entry = raw.strip()
+        if not entry and url.strip():
+            raise ConfigError(f"nats_url: an empty entry in the seed list {url!r}")
+        if not entry:
+            continue
+        full = entry if "://" in entry else f"nats://{entry}"
+        try:
+            parsed = urlsplit(full)
+            port = parsed.port
+        except ValueError as exc:
+            raise ConfigError(f"nats_url: {entry!r} is not a URL: {exc}") from None
+        if parsed.scheme not in NATS_SCHEMES:
+            raise ConfigError(
+                f"nats_url: {entry!r}: the scheme must be one of "
+                f"{', '.join(s + '://' for s in NATS_SCHEMES)}"
+            )
+        if not parsed.hostname or parsed.path not in ("", "/") or parsed.query:
+            raise ConfigError(f"nats_url: {entry!r} is not host:port")
+        if port == 0:
+            raise ConfigError(f"nats_url: {entry!r}: port 0 is not a server's port")
+        out.append(full)
+    if len(set(out)) != len(out):
+        raise ConfigError(f"nats_url: a server is named twice in {url!r}")
+    return tuple(out)
+
+
 def _coerce(key: str, value: Any, where: str) -> Any:
     if key in _BOOL_KEYS and isinstance(value, str):
         lowered = value.strip().lower()
@@ -269,6 +321,7 @@ def validate(cfg: HiveConfig) -> None:
         raise ConfigError(f"log_level: {cfg.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     if not cfg.state_dir:
         raise ConfigError("state_dir: must not be empty")
+    nats_servers(cfg.nats_url)
     try:
         parse_duration(cfg.stream.max_age)
     except ConfigError as exc:

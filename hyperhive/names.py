@@ -86,6 +86,23 @@ def agent_role(agent: str) -> str:
     return AGENT_ROLE_PREFIX + check_agent(agent)
 
 
+NODE_RE = HIVE_RE
+
+
+def check_node(name: str) -> str:
+    """A local cluster node's name (its nats-server `server_name`): the hive name rule."""
+    if not isinstance(name, str) or not NODE_RE.fullmatch(name):
+        raise InvalidName(
+            f"invalid node name {show(name)}: use 1-32 of a-z, 0-9, '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def is_agent_role(role: str) -> bool:
+    return isinstance(role, str) and role.startswith(AGENT_ROLE_PREFIX)
+
+
 def check_role(role: str) -> str:
     """Return `role` if it is admin, operator or agent-<valid name>."""
     if role in FIXED_ROLES:

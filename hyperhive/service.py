@@ -142,12 +142,17 @@ async def keep_running(
         await asyncio.sleep(delay)
 
 
+ANNOUNCE_BUDGET = 10.0
+
+
 async def announce(cfg: HiveConfig, event: Event) -> None:
     """Publish a service's own start/stop fact; best effort, never fatal."""
     try:
-        async with open_nats(cfg, ROLE_ADMIN, "hyperhive-announce") as nc:
-            await ensure_stream(nc.jetstream(), cfg.hive, cfg.stream)
-            await publish_event(nc.jetstream(), event)
+        # Bounded: a service must not wait out a cluster's election to start or stop.
+        async with asyncio.timeout(ANNOUNCE_BUDGET):
+            async with open_nats(cfg, ROLE_ADMIN, "hyperhive-announce") as nc:
+                await ensure_stream(nc.jetstream(), cfg.hive, cfg.stream)
+                await publish_event(nc.jetstream(), event, retry_for=ANNOUNCE_BUDGET)
     except EXPECTED as exc:
         log.warning("could not publish %s: %s", event.kind, exc)
 

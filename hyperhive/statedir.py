@@ -5,11 +5,14 @@
       events.sqlite                   event log + projections (WAL)
       nats/server.conf                generated nats-server config
       nats/auth.conf                  generated users and permissions
-      nats/credentials/<role>.json    one per NATS role (0600)
+      nats/credentials/<role>.json    admin, operator (every hive), route (0600)
+      nats/credentials/<hive>/<role>.json   a hive's own roles: operator, agent-<name>
       nats/jetstream/                 the JetStream store
       nats/server.log                 the server's own log
       nats/server.json                where the running embedded server listens
       nats/last-port                  the port it used last (reused when free)
+      nats/nodes/<node>/              one node of a local cluster: its server.conf,
+                                      jetstream/, server.log, server.json, last-port, lock
       agents/<name>/state/            bind-mounted to /state in the agent's container
       agents/<name>/claude/           bind-mounted to /root/.claude
       agents/<name>/harness.log       the process backend's harness output
@@ -31,11 +34,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperhive.errors import ConfigError, InvalidName
-from hyperhive.names import check_agent, check_role
+from hyperhive.names import check_agent, check_hive, check_node, check_role
 
 EVENTS_DB = "events.sqlite"
 DIR_MODE = 0o700
 _EFFECTIVE = os.access in os.supports_effective_ids
+
+
+@dataclass(frozen=True)
+class ServerFiles:
+    """The files of one nats-server of a state dir: the embedded one, or a cluster node's."""
+
+    dir: Path
+    conf: Path
+    jetstream: Path
+    log: Path
+    info: Path  # where it listens, while it runs
+    last_port: Path
+    lock: Path  # held by whoever runs it (`up.lock` for the embedded server)
+    auth_include: str  # auth.conf as `conf` includes it (nats-server: relative to conf's dir)
 
 
 @dataclass(frozen=True)
@@ -128,8 +145,49 @@ class StateDir:
     def credentials(self) -> Path:
         return self.nats / "credentials"
 
-    def credentials_file(self, role: str) -> Path:
-        return self.credentials / f"{check_role(role)}.json"
+    def credentials_file(self, role: str, hive: str | None = None) -> Path:
+        """A role's credentials: server-wide (`hive=None`), or one hive's own role."""
+        name = f"{check_role(role)}.json"
+        return self.credentials / name if hive is None else self.hive_credentials(hive) / name
+
+    @property
+    def route_credentials(self) -> Path:
+        """The user and password a local cluster's nodes open their routes with."""
+        return self.credentials / "route.json"
+
+    def hive_credentials(self, hive: str) -> Path:
+        """The credentials of one hive's own roles (its operator, its agents)."""
+        return self.credentials / check_hive(hive)
+
+    def server_files(self, node: str | None = None) -> ServerFiles:
+        """The files of the embedded server (`node=None`) or of one local cluster node."""
+        if node is None:
+            return ServerFiles(
+                dir=self.nats,
+                conf=self.server_conf,
+                jetstream=self.jetstream,
+                log=self.server_log,
+                info=self.server_info,
+                last_port=self.last_port,
+                lock=self.lock,
+                auth_include="auth.conf",
+            )
+        d = self.nodes / check_node(node)
+        return ServerFiles(
+            dir=d,
+            conf=d / "server.conf",
+            jetstream=d / "jetstream",
+            log=d / "server.log",
+            info=d / "server.json",
+            last_port=d / "last-port",
+            lock=d / "lock",
+            auth_include="../../auth.conf",
+        )
+
+    @property
+    def nodes(self) -> Path:
+        """The local cluster's nodes, one dir each."""
+        return self.nats / "nodes"
 
     # ------------------------------------------------------------ the dashboard
 

@@ -89,6 +89,7 @@ let
   bindArgs = {
     inherit (cfg) stateDir;
     inherit (hlib) hostConfigFile;
+    hive = cfg.hiveName;
     name = "{name}";
   };
 

@@ -4,10 +4,10 @@
 # Inside: the harness (`hyperhive harness --agent NAME`), claude-code, git and the
 # agent's own packages. From the host, bind-mounted by c0re via EXTRA_NSPAWN_FLAGS
 # (see nix/lib.nix containerBinds):
-#   <state>/agents/<name>/state                   -> /state           (rw)
-#   <state>/agents/<name>/claude                  -> /root/.claude    (rw)
-#   <state>/nats/credentials/agent-<name>.json    -> /etc/hyperhive/nats-credentials.json (ro)
-#   /etc/hyperhive/hive.toml                      -> /etc/hyperhive/hive.toml (ro)
+#   <state>/agents/<name>/state                          -> /state           (rw)
+#   <state>/agents/<name>/claude                         -> /root/.claude    (rw)
+#   <state>/nats/credentials/<hive>/agent-<name>.json    -> /etc/hyperhive/nats-credentials.json (ro)
+#   /etc/hyperhive/hive.toml                             -> /etc/hyperhive/hive.toml (ro)
 # NATS is the host's, on loopback (PRIVATE_NETWORK=0), as the agent's own user.
 {
   config,

@@ -116,6 +116,8 @@ rec {
   # NATS roles and where their credentials live (hyperhive.bus.auth).
   agentRole = name: "agent-${name}";
   credentialsFile = stateDir: role: "${stateDir}/nats/credentials/${role}.json";
+  # A hive's own roles (its agents, its operator) have a dir per hive.
+  hiveCredentialsFile = stateDir: hive: role: "${stateDir}/nats/credentials/${hive}/${role}.json";
   authConfFile = stateDir: "${stateDir}/nats/auth.conf";
   jetstreamDir = stateDir: "${stateDir}/nats/jetstream";
 
@@ -133,6 +135,7 @@ rec {
     {
       stateDir,
       hostConfigFile,
+      hive,
       name,
     }:
     [
@@ -147,7 +150,7 @@ rec {
         readOnly = false;
       }
       {
-        source = credentialsFile stateDir (agentRole name);
+        source = hiveCredentialsFile stateDir hive (agentRole name);
         target = containerPaths.credentialsFile;
         readOnly = true;
       }
@@ -257,6 +260,8 @@ rec {
       nats_port = 0;
       # Each service gets its role's file through HYPERHIVE_NATS_CREDENTIALS.
       nats_credentials = "";
+      # services.nats here loads the users of stateDir itself.
+      nats_state_dir = "";
       state_dir = stateDir;
       dashboard_port = dashboardPort;
       dashboard_address = dashboardAddress;

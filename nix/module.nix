@@ -319,6 +319,32 @@ in
           127.0.0.1. Not NATS' usual 8222: 8000-8999 belong to the agents' web UIs.
         '';
       };
+      cluster = {
+        name = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "hives";
+          description = ''
+            Join the NATS cluster of this name (the same on every host; the server's
+            name is the host name); null: a single server. Give the hive's stream
+            stream.replicas = 3.
+          '';
+        };
+        port = mkOption {
+          type = types.port;
+          default = 6222;
+          description = "Port nats-server listens on for the other nodes' routes (open it to the cluster's hosts only).";
+        };
+        routes = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [
+            "nats-route://hive2.internal:6222"
+            "nats-route://hive3.internal:6222"
+          ];
+          description = "The other nodes' route URLs.";
+        };
+      };
     };
 
     agents = mkOption {
@@ -425,6 +451,10 @@ in
       {
         assertion = cfg.nats.enable != (cfg.nats.url != "");
         message = "services.hyperhive.nats: set exactly one of nats.enable (run NATS here) and nats.url (use an existing server).";
+      }
+      {
+        assertion = cfg.nats.cluster.routes == [ ] || cfg.nats.cluster.name != null;
+        message = "services.hyperhive.nats.cluster.routes: set nats.cluster.name too (the cluster's name).";
       }
     ];
 

@@ -62,6 +62,13 @@ in
       settings = {
         host = "127.0.0.1";
         http = "127.0.0.1:${toString cfg.nats.monitorPort}";
+      }
+      // lib.optionalAttrs (cfg.nats.cluster.name != null) {
+        # One node of a cluster: JetStream needs a name per server.
+        server_name = config.networking.hostName;
+        cluster = {
+          inherit (cfg.nats.cluster) name port routes;
+        };
       };
     };
 

@@ -22,6 +22,7 @@ from hyperhive.bus.connect import connect, resolve_endpoint
 from hyperhive.bus.server import EmbeddedServer
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig, StreamConfig
+from tests.clusters import LocalCluster, local_cluster
 
 _hive_numbers = itertools.count(1)
 
@@ -102,3 +103,27 @@ def cfg_env(cfg: HiveConfig) -> dict[str, str]:
         NO_COLOR="1",
     )
     return env
+
+
+# ---------------------------------------------------------------- a 3-node cluster
+
+
+@pytest.fixture(scope="session")
+def cluster_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """Three nats-server nodes on loopback, started the first time a test asks."""
+    with local_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def cluster(cluster_session: LocalCluster) -> AsyncIterator[LocalCluster]:
+    """The session's cluster with every node up and JetStream answering on each.
+
+    A test may kill and restart nodes (`cluster.kill(name)`, `cluster.restart(name)`);
+    whatever it left down is started again for the next test.
+    """
+    cluster_session.heal()
+    await cluster_session.wait_ready()
+    await cluster_session.wait_placeable()
+    yield cluster_session
+    cluster_session.heal()

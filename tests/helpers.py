@@ -104,13 +104,18 @@ async def publish_raw(js: JetStreamContext, hive: str, subject: str, data: bytes
 
 
 async def connect_as(
-    url: str, state_dir: Path, role: str, errors: asyncio.Queue[Exception] | None = None
+    url: str,
+    state_dir: Path,
+    role: str,
+    errors: asyncio.Queue[Exception] | None = None,
+    hive: str | None = None,
 ) -> Client:
-    """A plain nats-py client logged in as `role` with the state dir's credentials.
+    """A plain nats-py client logged in as `role` (of `hive`, for a hive's own role)
+    with the state dir's credentials.
 
     Asynchronous errors the server sends (permission violations) go to `errors`.
     """
-    creds = auth.read_credentials(auth.credentials_path(state_dir, role))
+    creds = auth.read_credentials(auth.credentials_path(state_dir, role, hive))
 
     async def on_error(exc: Exception) -> None:
         if errors is not None:
@@ -120,7 +125,7 @@ async def connect_as(
         servers=[url],
         user=creds.user,
         password=creds.password,
-        inbox_prefix=auth.inbox_prefix(role),
+        inbox_prefix=auth.inbox_prefix(role, hive),
         allow_reconnect=False,
         connect_timeout=2,
         error_cb=on_error,
@@ -144,7 +149,7 @@ async def next_permission_error(
             continue
         text = str(exc)
         seen.append(text)
-        if "permissions violation" in text.lower() and subject in text:
+        if "permissions violation" in text.lower() and subject.lower() in text.lower():
             return text
 
 

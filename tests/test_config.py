@@ -15,6 +15,7 @@ from hyperhive.config import (
     HiveConfig,
     StreamConfig,
     load_config,
+    nats_servers,
     validate,
 )
 from hyperhive.errors import ConfigError
@@ -80,6 +81,7 @@ def test_every_setting_is_read_from_its_env_var(workdir: Path, env: dict[str, st
         "hive": "envhive",
         "nats_url": "nats://env:4222",
         "nats_credentials": "creds.json",
+        "nats_state_dir": "/var/lib/shared-nats",
         "state_dir": "env-state",
         "nats_port": "4333",
         "dashboard_port": "7333",
@@ -323,3 +325,32 @@ def test_stream_limits_that_cannot_work_are_refused(stream: dict[str, int], what
 
 def test_unlimited_stream_bytes_are_allowed() -> None:
     validate(HiveConfig(stream=StreamConfig(max_bytes=-1)))
+
+
+# ---------------------------------------------------------------- seed lists
+
+
+def test_nats_url_may_be_a_seed_list_separated_by_commas() -> None:
+    assert nats_servers("nats://a:4222, nats://b:4223,c:4224") == (
+        "nats://a:4222",
+        "nats://b:4223",
+        "nats://c:4224",
+    )
+    assert nats_servers("tls://nats.example:4222") == ("tls://nats.example:4222",)
+    assert nats_servers("") == ()
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("nats://a:4222,,nats://b:4222", "an empty entry"),
+        ("http://a:4222", "scheme"),
+        ("nats://a:4222,nats://a:4222", "named twice"),
+        ("nats://a:notaport", "not a URL"),
+        ("nats://a:4222/path", "not host:port"),
+        ("nats://:4222", "not host:port"),
+    ],
+)
+def test_a_bad_seed_list_is_refused_naming_the_entry(url: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=why):
+        validate(HiveConfig(nats_url=url))

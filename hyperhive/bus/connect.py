@@ -1,10 +1,15 @@
-"""Connecting to NATS: find the server and the credentials, reconnect forever.
+"""Connecting to NATS: find the servers and the credentials, fail over, reconnect forever.
 
-Resolution: `nats_url` from config/env/flag wins; otherwise the state dir's
-embedded server (`<state>/nats/server.json`). Credentials: `nats_credentials`,
-else `<state>/nats/credentials/<role>.json` when it exists, else whatever the URL
-carries. A dropped connection is retried forever with capped exponential backoff;
-every disconnect and reconnect is logged.
+Resolution: `nats_url` from config/env/flag wins, one URL or a cluster's seed
+list (URLs separated by commas); otherwise the running server(s) of the NATS
+state dir (`nats_state_dir`, else the state dir): the embedded server's
+`<state>/nats/server.json`, or every running node of a local cluster. Credentials:
+`nats_credentials`, else the NATS state dir's file for the role (a hive's own
+operator's when there is one for the command's hive), else whatever the URL
+carries. A client is given the whole seed list (and learns the cluster's other
+servers from it); a dropped connection tries the other servers first, then
+retries forever with capped exponential backoff. Every disconnect and reconnect
+is logged.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from nats.aio.client import Client
 
 from hyperhive.backoff import Backoff
 from hyperhive.bus import auth
-from hyperhive.bus.server import read_server_info
-from hyperhive.config import HiveConfig
+from hyperhive.bus.server import running_urls
+from hyperhive.config import HiveConfig, nats_servers
 from hyperhive.errors import NotConnected
+from hyperhive.names import ALL_HIVES, is_agent_role
 from hyperhive.statedir import StateDir
 
 log = logging.getLogger("hyperhive.bus")
@@ -36,55 +42,137 @@ BACKOFF_MAX = 5.0
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where to connect and as whom."""
+    """Where to connect (one server or a seed list) and as whom."""
 
-    url: str
+    servers: tuple[str, ...]
     credentials: auth.Credentials | None
     role: str
+    hive: str | None = None  # the hive of a hive's own role (an agent, a hive's operator)
+
+    @property
+    def url(self) -> str:
+        """The servers as a `nats_url` says them (comma-separated)."""
+        return ",".join(self.servers)
+
+    @property
+    def inbox_prefix(self) -> str:
+        if self.credentials is None:
+            return "_INBOX"
+        return auth.inbox_prefix(self.role, self.hive)
 
     def describe(self) -> str:
         who = f" as {self.credentials.user}" if self.credentials else ""
         return f"{self.url}{who}"
 
 
-def resolve_endpoint(cfg: HiveConfig, role: str) -> Endpoint:
-    """The URL and credentials a command with `role` should use."""
-    state = StateDir.at(cfg.state_dir).root
-    url = cfg.nats_url or read_server_info(state).url
+def nats_state(cfg: HiveConfig) -> StateDir:
+    """The state dir whose NATS server(s) and users this command uses."""
+    return StateDir.at(cfg.nats_state_dir or cfg.state_dir)
+
+
+def resolve_servers(cfg: HiveConfig) -> tuple[str, ...]:
+    """`nats_url`'s servers, else the NATS state dir's running ones (`NotConnected` if none)."""
+    return nats_servers(cfg.nats_url) or running_urls(nats_state(cfg).root)
+
+
+def resolve_endpoint(cfg: HiveConfig, role: str, every_hive: bool = False) -> Endpoint:
+    """The servers and credentials a command with `role` should use.
+
+    The operator of one hive (`cfg.hive`) is that hive's own operator when it has
+    credentials; `every_hive` (or `--hive '*'`) asks for the server-wide one, which
+    reads every hive (a dashboard's hive switcher).
+    """
+    state = nats_state(cfg).root
+    servers = resolve_servers(cfg)
+    hive = cfg.hive if cfg.hive != ALL_HIVES else None
+    if every_hive and not is_agent_role(role):
+        hive = None
     creds: auth.Credentials | None = None
     if cfg.nats_credentials:
         creds = auth.read_credentials(Path(cfg.nats_credentials))
-    else:
-        path = auth.credentials_path(state, role)
-        if path.exists():
-            creds = auth.read_credentials(path)
-    return Endpoint(url=url, credentials=creds, role=role)
+        # A hive's own role's file names its hive; the server-wide operator's names none.
+        scope = creds.hive if (creds.hive or not is_agent_role(role)) else hive
+        return Endpoint(servers, creds, role, scope if role != auth.ADMIN else None)
+    if is_agent_role(role):
+        if hive is None:
+            raise NotConnected(f"{role} acts in one hive: pass --hive NAME")
+        path = auth.credentials_path(state, role, hive)
+        if not path.exists():  # an agent file of an earlier version, not moved yet
+            path = StateDir(state).credentials_file(role)
+        return Endpoint(servers, _read_if_there(path), role, hive)
+    if role == auth.OPERATOR and hive is not None:
+        own = auth.credentials_path(state, role, hive)
+        if own.exists():  # the hive's own operator: that hive, nothing else
+            return Endpoint(servers, auth.read_credentials(own), role, hive)
+    return Endpoint(servers, _read_if_there(auth.credentials_path(state, role)), role)
 
 
-def _reconnect_picker(backoff: Backoff) -> Any:
-    """nats-py's reconnect hook: the next server, and how long to wait before trying it."""
+def _read_if_there(path: Path) -> auth.Credentials | None:
+    return auth.read_credentials(path) if path.exists() else None
 
-    def pick(servers: list[Any], _info: dict[str, Any]) -> tuple[Any, float]:
-        return servers[0] if servers else None, backoff.next_delay()
 
-    return pick
+class ServerPicker:
+    """nats-py's reconnect hook: which server next, and how long to wait first.
+
+    After a disconnect every other server of the pool (the seed list and the
+    servers the cluster told us about) is tried once, at once, the lost one
+    last; only when a whole round failed does the backoff start. (nats-py's own
+    default hook answer, the pool's first server, would try one dead node forever.)
+    """
+
+    def __init__(self, backoff: Backoff) -> None:
+        self.backoff = backoff
+        self.lost: str | None = None
+        self.tried: set[str] = set()
+
+    def lose(self, server: str | None) -> None:
+        """A disconnect from `server` (host:port): a new round starts, it goes last."""
+        self.lost = server
+        self.tried.clear()
+
+    def reset(self) -> None:
+        """Reconnected: forget the outage."""
+        self.lost = None
+        self.tried.clear()
+        self.backoff.reset()
+
+    def __call__(self, servers: list[Any], _info: dict[str, Any]) -> tuple[Any, float]:
+        if not servers:
+            return None, self.backoff.next_delay()
+        fresh = [s for s in servers if _host_port(s) not in self.tried]
+        delay = 0.0
+        if not fresh:  # every server failed once this round: wait, then start over
+            self.tried.clear()
+            fresh = list(servers)
+            delay = self.backoff.next_delay()
+        fresh.sort(key=lambda s: (_host_port(s) == self.lost, s.reconnects))
+        chosen = fresh[0]
+        self.tried.add(_host_port(chosen))
+        return chosen, delay
+
+
+def _host_port(server: Any) -> str:
+    """host:port of a server of nats-py's pool (without any user:password@)."""
+    return str(server.uri.netloc).rsplit("@", 1)[-1]
 
 
 async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
     """Connect; with `wait`, keep trying until the server answers (services do this)."""
-    reconnects = Backoff(BACKOFF_FIRST, BACKOFF_MAX)
-    pick = _reconnect_picker(reconnects)
+    pick = ServerPicker(Backoff(BACKOFF_FIRST, BACKOFF_MAX))
 
     client: list[Client] = []
 
     async def on_disconnect() -> None:
         if not client or client[0].is_closed or client[0].is_draining:
             return  # a failed first attempt, or our own close: not news
-        log.warning("disconnected from NATS %s", endpoint.url)
+        lost = _current(client[0])
+        pick.lose(lost)
+        log.warning("disconnected from NATS %s", lost or endpoint.url)
 
     async def on_reconnect() -> None:
-        reconnects.reset()
-        log.warning("reconnected to NATS %s", endpoint.url)
+        pick.reset()
+        now = _current(client[0]) if client else None
+        log.warning("reconnected to NATS %s", now or endpoint.url)
 
     failures: list[BaseException] = []
 
@@ -103,9 +191,9 @@ async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
         nc = Client()
         try:
             await nc.connect(
-                servers=[endpoint.url],
+                servers=list(endpoint.servers),
                 name=name,
-                inbox_prefix=auth.inbox_prefix(endpoint.role) if endpoint.credentials else "_INBOX",
+                inbox_prefix=endpoint.inbox_prefix,
                 # nats-py would retry a first connect forever by itself: one attempt
                 # per call here (two for an unreachable socket), this loop decides.
                 allow_reconnect=False,
@@ -144,6 +232,16 @@ async def connect(endpoint: Endpoint, name: str, wait: bool = False) -> Client:
             await asyncio.sleep(delay)
 
 
+def _current(nc: Client) -> str | None:
+    """host:port of the server a client is (or was last) connected to.
+
+    nats-py's `connected_url` is None once the connection dropped, which is when
+    this is asked: its current server is still the one that was lost.
+    """
+    server = getattr(nc, "_current_server", None)
+    return _host_port(server) if server is not None else None
+
+
 def _cause(exc: BaseException, failures: list[BaseException]) -> BaseException:
     """What a failed first connect was really about (nats-py reports it to error_cb)."""
     for failure in (exc, *failures):
@@ -161,10 +259,14 @@ def _reason(exc: BaseException) -> str:
 
 @asynccontextmanager
 async def open_nats(
-    cfg: HiveConfig, role: str, name: str, wait: bool = False
+    cfg: HiveConfig, role: str, name: str, wait: bool = False, every_hive: bool = False
 ) -> AsyncIterator[Client]:
-    """A connected client for the duration of the block, drained on the way out."""
-    nc = await connect(resolve_endpoint(cfg, role), name, wait=wait)
+    """A connected client for the duration of the block, drained on the way out.
+
+    With a seed list it fails over between the cluster's nodes by itself.
+    `every_hive`: the server-wide operator (see `resolve_endpoint`).
+    """
+    nc = await connect(resolve_endpoint(cfg, role, every_hive), name, wait=wait)
     try:
         yield nc
     finally:

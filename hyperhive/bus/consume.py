@@ -10,6 +10,15 @@ to a server restart is noticed by its deadline and re-issued.
 `PullConsumer` too: raw pulls read at least as fast as nats-py's ordered push
 consumer, more steadily (its flow-control replies wait for a 250 ms poll when
 the reader is behind), and give one code path for order and gap handling.
+
+On a cluster, a consumer lives on one node (an ephemeral) or is led by one (a
+durable of a replicated stream), and a pull request dies with that node. Every
+pull asks for idle heartbeats: a request that goes silent is lost, and is
+asked again at once; an ephemeral consumer is then made anew on a live node,
+starting just after the last message handed out, and a durable's new leader
+serves the next request. Either way the caller sees every message once, in
+order: `follow=True` readers (c0re, `hive-events tail -f`, a dashboard) go on
+across a node's death.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +42,7 @@ from nats.js import errors as js_errors
 
 from hyperhive.backoff import Backoff
 from hyperhive.bus import subjects
+from hyperhive.bus.retry import ATTEMPT_TIMEOUT, through_election
 from hyperhive.ids import new_id
 
 log = logging.getLogger("hyperhive.bus")
@@ -41,6 +52,8 @@ DESCRIPTION = "Description"
 HEARTBEAT = "100"  # idle heartbeat; any other status (404, 408, 409) ends a pull request
 EXPIRED = "408"  # a pull request that ran its time: "nothing yet"
 RECONNECT_CHECK = 0.5  # how often a waiting consumer looks for a reconnect
+IDLE_HEARTBEAT = 1.0  # a waiting pull request hears from the server this often
+SILENCE = 2 * IDLE_HEARTBEAT + 1.0  # without a word for this long, a request is lost
 
 
 def ack_info(msg: Msg) -> subjects.AckInfo:
@@ -113,9 +126,13 @@ class PullConsumer:
         max_ack_pending: int = 20_000,
     ) -> None:
         self.nc = nc
-        self.js: JetStreamContext = nc.jetstream()
+        # Short API timeouts: a request lost to a dying node is asked again
+        # (`through_election`) rather than waited for.
+        self.js: JetStreamContext = nc.jetstream(timeout=ATTEMPT_TIMEOUT)
         self.stream = stream
         self.name = name
+        self._base = name  # an ephemeral made anew is `<base>-<n>`
+        self._remade = 0
         self.durable = durable
         self.filter_subjects = filter_subjects
         self.ack_policy = ack_policy
@@ -131,6 +148,8 @@ class PullConsumer:
         self._requested = 0
         self._reconnects = 0
         self._refused: str | None = None  # why the last pull ended early and empty
+        self._heard = 0.0  # loop time of the last word (message, heartbeat) on the request
+        self._clock = time.monotonic  # the event loop's clock once reading (per message: cheap)
         self._sub: Subscription | None = None
 
     def _config(self, start: StartAt) -> js_api.ConsumerConfig:
@@ -168,7 +187,7 @@ class PullConsumer:
         never committed, or a store rebuilt), it is recreated at `start.seq`.
         """
         self.start = start or StartAt()
-        info = await self.info()
+        info = await through_election(self.info, f"consumer {self.name}")
         if info is not None and self.start.seq is not None:
             delivered = info.delivered.stream_seq if info.delivered else 0
             acked = info.ack_floor.stream_seq if info.ack_floor else 0
@@ -179,10 +198,10 @@ class PullConsumer:
                     self.start.seq,
                     delivered,
                 )
-                await self.js.delete_consumer(self.stream, self.name)
+                await self._delete()
                 info = None
         if info is None:
-            info = await self.js.add_consumer(self.stream, self._config(self.start))
+            info = await self._add(self.start)
         self._adopt(info)
         if self.start.seq:
             self.last_seq = self.start.seq - 1
@@ -192,16 +211,58 @@ class PullConsumer:
         """Expect deliveries right after what the (new or found) consumer has delivered."""
         self._next_dseq = (info.delivered.consumer_seq if info.delivered else 0) + 1
 
+    async def _add(self, start: StartAt) -> js_api.ConsumerInfo:
+        config = self._config(start)
+        info: js_api.ConsumerInfo = await through_election(
+            lambda: self.js.add_consumer(self.stream, config), f"creating consumer {self.name}"
+        )
+        return info
+
+    async def _delete(self) -> None:
+        name = self.name
+        with contextlib.suppress(js_errors.NotFoundError):
+            await through_election(
+                lambda: self.js.delete_consumer(self.stream, name), f"deleting consumer {name}"
+            )
+
     async def reset(self) -> None:
-        """Recreate the consumer just after the last message handed out."""
+        """Recreate the consumer just after the last message handed out.
+
+        A durable is deleted and made again under its name. An ephemeral is made
+        anew under a new name, and the old one is only asked to go: it may be on
+        a node that died (the server removes it once idle anyway).
+        """
         log.info("consumer %s: restarting after stream sequence %d", self.name, self.last_seq)
         self._buffer.clear()
-        with contextlib.suppress(js_errors.NotFoundError):
-            await self.js.delete_consumer(self.stream, self.name)
+        if self.durable:
+            await self._delete()
+        else:
+            old = self.name
+            self._remade += 1
+            self.name = f"{self._base}-{self._remade}"
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(ATTEMPT_TIMEOUT):
+                    await self.js.delete_consumer(self.stream, old)
         start = StartAt(seq=self.last_seq + 1) if self.last_seq else self.start
-        info = await self.js.add_consumer(self.stream, self._config(start))
+        info = await self._add(start)
         self._adopt(info)
         self._request_done = True
+
+    async def _lost(self) -> None:
+        """A pull request went silent: its node died, or the connection failed over.
+
+        An ephemeral is made anew on a live node; a durable that still exists is
+        asked again (its new leader answers), one that vanished is recreated.
+        """
+        log.info("consumer %s: the pull request went silent; asking again", self.name)
+        if not self.durable:
+            await self._reset_until_done()
+            return
+        try:
+            if await self.info() is None:
+                await self._reset_until_done()
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.info("consumer %s: %s; asking again", self.name, exc)
 
     async def _check_refused(self, backoff: Backoff) -> None:
         """A pull ended early and empty: recreate a vanished consumer, else back off.
@@ -213,8 +274,13 @@ class PullConsumer:
         try:
             info = await self.info()
         except (TimeoutError, nats.errors.Error) as exc:
-            log.warning("consumer %s: %s; retrying", self.name, exc)
-            info = None
+            if not self.durable:
+                # Nobody answers for it: it lived on a node that died. A new one,
+                # on a live node, from just after the last message handed out.
+                log.info("consumer %s unreachable (%s, %s); making it anew", self.name, why, exc)
+                await self._reset_until_done()
+                return
+            log.warning("consumer %s: %s; retrying", self.name, exc)  # an election
             await backoff.sleep()
             return
         if info is None:
@@ -244,6 +310,7 @@ class PullConsumer:
         self._arrived.set()
 
     async def _on_msg(self, msg: Msg) -> None:
+        self._heard = self._clock()
         status = msg.headers.get(STATUS) if msg.headers else None
         if status is not None:
             if status != HEARTBEAT:
@@ -267,7 +334,11 @@ class PullConsumer:
         self._requested = batch
         self._received = 0
         self._request_done = False
-        req = json.dumps({"batch": batch, "expires": int(expires * 1e9)}).encode()
+        self._heard = self._clock()
+        heartbeat = min(IDLE_HEARTBEAT, expires / 2)
+        req = json.dumps(
+            {"batch": batch, "expires": int(expires * 1e9), "idle_heartbeat": int(heartbeat * 1e9)}
+        ).encode()
         await self.nc.publish(
             subjects.js_msg_next(self.stream, self.name), req, reply=self._sub.subject
         )
@@ -294,34 +365,26 @@ class PullConsumer:
         Idle time yields nothing, or, with `idle_tick`, an empty list every
         `idle_tick` seconds (for callers with work of their own to finish).
         """
+        self._clock = asyncio.get_running_loop().time
         self._sub = await self.nc.subscribe(self.nc.new_inbox(), cb=self._on_msg)
         refusals = Backoff(first=0.05, cap=2.0)
+        silence = min(SILENCE, expires + 2.0)
         try:
             loop = asyncio.get_running_loop()
-            deadline = 0.0
             while True:
                 if self._refused is not None and not self._buffer:
                     await self._check_refused(refusals)
-                    deadline = 0.0
                     continue
-                if loop.time() >= deadline and not self._request_done:
-                    # A request not finished by its deadline (its 408 never came, even if
-                    # part of it was delivered): the server restarted and lost it, maybe
-                    # with the consumer. It has expired anyway; ask again.
-                    try:
-                        if await self.info() is None:
-                            await self.reset()
-                    except (TimeoutError, nats.errors.Error) as exc:
-                        log.warning("consumer %s: %s; retrying", self.name, exc)
-                        deadline = loop.time() + 1.0
-                        continue
+                if not self._request_done and loop.time() - self._heard > silence:
+                    # Neither a message nor a heartbeat: the request died with its node
+                    # (or a restarted server lost it, maybe with the consumer).
+                    await self._lost()
                     self._request_done = True
                 if self._request_done:
                     await self._pull(batch, expires)
-                    deadline = loop.time() + expires + 2.0
                 if not self._buffer:
                     self._arrived.clear()
-                    wait = min(max(0.05, deadline - loop.time()), RECONNECT_CHECK)
+                    wait = min(max(0.05, self._heard + silence - loop.time()), RECONNECT_CHECK)
                     if idle_tick is not None:
                         wait = min(wait, idle_tick)
                     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
@@ -332,9 +395,9 @@ class PullConsumer:
                     reconnects = self.nc.stats["reconnects"]
                     if reconnects != self._reconnects:
                         # Back after a disconnect: whatever we asked for died with the
-                        # old connection (or server). Ask again now, not at the deadline.
+                        # old connection (or server). Ask again now, not after the silence.
                         self._reconnects = reconnects
-                        deadline = 0.0
+                        self._request_done = True
                     if not self._buffer and idle_tick is not None:
                         yield []
                         continue
@@ -374,9 +437,10 @@ async def read_ordered(
     Without `follow`, stops at the stream's end as it was when reading started
     (or at `end_seq`). With `follow`, goes on with new messages until cancelled.
     """
-    js = nc.jetstream()
+    js = nc.jetstream(timeout=ATTEMPT_TIMEOUT)
     if end_seq is None and not follow:
-        end_seq = (await js.stream_info(stream)).state.last_seq
+        info_ = await through_election(lambda: js.stream_info(stream), f"stream {stream}")
+        end_seq = info_.state.last_seq
     consumer = PullConsumer(
         nc,
         stream,

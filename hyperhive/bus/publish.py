@@ -3,6 +3,12 @@
 A republished event (same id) inside the stream's duplicate window is stored
 once. With `expected_last_subject_seq`, the publish only lands if the subject's
 last sequence is still the one the caller saw: the loser gets `PublishConflict`.
+
+With `retry_for`, a publish that got no ack (the stream's leader died and a new
+one is being elected, the connection is failing over) is sent again, with the
+same id, until it is acked or the time is up: services publish with
+`publish_budget(cfg.stream)`, which stays inside the duplicate window, so an
+event whose ack was lost is still stored once.
 """
 
 from __future__ import annotations
@@ -11,14 +17,24 @@ from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js import errors as js_errors
+from nats.js.api import PubAck
 
 from hyperhive.bus import subjects
 from hyperhive.bus.records import subject_for
+from hyperhive.bus.retry import ATTEMPT_TIMEOUT, ELECTION_BUDGET, through_election
+from hyperhive.config import StreamConfig
 from hyperhive.errors import NotConnected, PublishConflict, PublishRefused
 from hyperhive.events import Event, encode_event
+from hyperhive.timefmt import parse_duration
 
 WRONG_LAST_SEQUENCE = 10071
 PUBLISH_TIMEOUT = 5.0
+
+
+def publish_budget(limits: StreamConfig) -> float:
+    """How long a service retries a publish: through an election, within the duplicate
+    window (a retry after it could store an event twice)."""
+    return min(ELECTION_BUDGET, 0.8 * parse_duration(limits.duplicate_window))
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,19 +51,28 @@ async def publish_event(
     event: Event,
     expected_last_subject_seq: int | None = None,
     timeout: float = PUBLISH_TIMEOUT,
+    retry_for: float = 0.0,
 ) -> Published:
-    """Publish one event to its subject and wait for JetStream's ack."""
+    """Publish one event to its subject and wait for JetStream's ack.
+
+    With `retry_for`, an unacked publish is sent again (same id) for that long.
+    """
     subject = subject_for(event)
+    data = encode_event(event)
     headers = {"Nats-Msg-Id": event.id}
     if expected_last_subject_seq is not None:
         headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
+    attempt = min(timeout, ATTEMPT_TIMEOUT) if retry_for > 0 else timeout
+
+    async def once() -> PubAck:
+        ack: PubAck = await js.publish(subject, data, timeout=attempt, headers=headers)
+        return ack
+
     try:
-        ack = await js.publish(
-            subject,
-            encode_event(event),
-            timeout=timeout,
-            headers=headers,
-        )
+        if retry_for > 0:
+            ack = await through_election(once, f"publishing {event.kind}", retry_for)
+        else:
+            ack = await once()
     except js_errors.APIError as exc:
         if exc.err_code == WRONG_LAST_SEQUENCE:
             raise PublishConflict(

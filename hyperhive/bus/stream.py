@@ -9,6 +9,7 @@ from nats.js import api as js_api
 from nats.js import errors as js_errors
 
 from hyperhive.bus import subjects
+from hyperhive.bus.retry import through_election
 from hyperhive.config import StreamConfig
 from hyperhive.timefmt import parse_duration
 
@@ -37,14 +38,24 @@ def stream_config(hive: str, limits: StreamConfig) -> js_api.StreamConfig:
 
 
 async def ensure_stream(js: JetStreamContext, hive: str, limits: StreamConfig) -> js_api.StreamInfo:
-    """Create the hive's stream, or bring an existing one's limits in line. Idempotent."""
+    """Create the hive's stream, or bring an existing one's limits in line. Idempotent.
+
+    Requests are retried through a leader election (`bus.retry`).
+    """
     want = stream_config(hive, limits)
     name = subjects.stream_name(hive)
     try:
-        info = await js.stream_info(name)
+        info = await through_election(lambda: js.stream_info(name), f"stream {name}")
     except js_errors.NotFoundError:
         log.info("creating stream %s", want.name)
-        return await js.add_stream(want)
+        try:
+            return await through_election(lambda: js.add_stream(want), f"creating {name}")
+        except js_errors.BadRequestError as exc:
+            if "already in use" not in (exc.description or ""):
+                raise
+            # Created meanwhile by another service of the hive (or by our own
+            # attempt whose answer a failover lost): take it as it is.
+            info = await through_election(lambda: js.stream_info(name), f"stream {name}")
     have = info.config
     if (
         have.subjects != want.subjects
@@ -55,5 +66,8 @@ async def ensure_stream(js: JetStreamContext, hive: str, limits: StreamConfig) -
         or have.num_replicas != want.num_replicas
     ):
         log.info("updating stream %s limits", want.name)
-        return await js.update_stream(want)
+        updated: js_api.StreamInfo = await through_election(
+            lambda: js.update_stream(want), f"updating {name}"
+        )
+        return updated
     return info

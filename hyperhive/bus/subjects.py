@@ -127,6 +127,22 @@ def all_hive_subjects() -> str:
     return _join(ROOT, REST)
 
 
+REPLY_INBOX = "_INBOX"
+HIVE_SCOPE = "hive"  # `_INBOX.hive.<hive>.<role>`: never `admin` or `operator`
+
+
+def reply_inbox_prefix(role: str, hive: str | None = None) -> str:
+    """The reply-inbox prefix of a role: `_INBOX.<role>` server-wide, or one hive's
+    own role's `_INBOX.hive.<hive>.<role>` (an agent, a hive's operator).
+
+    No prefix is a prefix of another's, so a role allowed to read under its own
+    never reads another role's replies.
+    """
+    if hive is None:
+        return _join(REPLY_INBOX, role)
+    return _join(REPLY_INBOX, HIVE_SCOPE, check_hive(hive), role)
+
+
 def reply_inbox_pattern(prefix: str) -> str:
     """What a client with reply-inbox prefix `prefix` may receive replies on."""
     return _join(prefix, REST)
@@ -154,8 +170,9 @@ def js_ack_pattern(stream: str, consumer: str) -> str:
     return _join(JS_ACK, stream, consumer, REST)
 
 
-def js_fc_pattern() -> str:
-    return _join(JS_FC, REST)
+def js_fc_pattern(stream: str | None = None) -> str:
+    """Flow-control replies: of every stream, or of one (`$JS.FC.<stream>.>`)."""
+    return _join(JS_FC, REST) if stream is None else _join(JS_FC, stream, REST)
 
 
 def is_js_ack(reply: str) -> bool:

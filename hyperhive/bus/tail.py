@@ -17,6 +17,13 @@ Following goes on from the same last sequence + 1: no gap, no duplicate.
 
 The same `Record`s come out of the sqlite event log (`eventlog.query.read_log`),
 so `export` filters and prints exactly like `tail`.
+
+On a cluster (a client connected with the seed list, `bus.connect.open_nats`),
+a follower survives the death of any node: its consumer is an ephemeral one,
+made anew on a live node just after the last record handed out when its pull
+requests go silent (`bus.consume`), so the records still come out once each, in
+order per hive. `list_hive_streams` (`--hive '*'`) needs the server-wide operator
+(or admin): a hive's own operator may not list the streams.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +45,7 @@ from hyperhive.bus import subjects
 from hyperhive.bus.consume import StartAt, read_ordered
 from hyperhive.bus.filters import EventFilter
 from hyperhive.bus.records import Record, record_matches, to_record
+from hyperhive.bus.retry import ATTEMPT_TIMEOUT, through_election
 from hyperhive.errors import NoStream
 from hyperhive.names import ALL_HIVES
 
@@ -74,8 +83,9 @@ class HiveStream:
 
 
 async def stream_state(nc: Client, hive: str, stream: str) -> HiveStream:
+    js = nc.jetstream(timeout=ATTEMPT_TIMEOUT)
     try:
-        info = await nc.jetstream().stream_info(stream)
+        info = await through_election(lambda: js.stream_info(stream), f"stream {stream}")
     except js_errors.NotFoundError:
         raise NoStream(
             f"hive {hive!r} has no stream {stream} on this NATS: nothing was published "
@@ -92,12 +102,18 @@ def hive_of_stream(info: js_api.StreamInfo) -> str | None:
 
 
 async def list_hive_streams(nc: Client) -> list[HiveStream]:
-    """Every hive stream on this NATS (streams named `HIVE_*`), sorted by hive."""
-    js = nc.jetstream()
+    """Every hive stream on this NATS (streams named `HIVE_*`), sorted by hive.
+
+    Needs the server-wide operator (or admin): a hive's own operator may not
+    list the streams. Retried through a leader election.
+    """
+    js = nc.jetstream(timeout=ATTEMPT_TIMEOUT)
     found: dict[str, HiveStream] = {}
     offset = 0
     while True:
-        page = await js.streams_info(offset)
+        page = await through_election(
+            functools.partial(js.streams_info, offset), "listing the streams"
+        )
         if not page:
             break
         offset += len(page)

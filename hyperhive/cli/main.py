@@ -15,7 +15,14 @@ import click
 from hyperhive import __version__, lockfile, names
 from hyperhive.backoff import Backoff
 from hyperhive.bus import auth
-from hyperhive.bus.server import EmbeddedServer, clear_orphan_server, reload_running
+from hyperhive.bus.connect import nats_state
+from hyperhive.bus.server import (
+    ClusterNode,
+    EmbeddedServer,
+    clear_orphan_server,
+    reload_running,
+    running_nodes,
+)
 from hyperhive.cli.common import common_options, refusals, resolve, run, setup_logging
 from hyperhive.config import HiveConfig
 from hyperhive.core.projection import PROJECTIONS
@@ -45,11 +52,14 @@ def _sibling(script: str) -> str:
     return str(beside)
 
 
-def _start_embedded(cfg: HiveConfig) -> EmbeddedServer:
-    """Start the state dir's server; call it holding the state dir's lock."""
+def _start_embedded(cfg: HiveConfig, node: ClusterNode | None = None) -> EmbeddedServer:
+    """Start the state dir's server (or one node of its local cluster); call it holding
+    its lock."""
     state = StateDir.at(cfg.state_dir).root
-    clear_orphan_server(state)
-    server = EmbeddedServer(state, cfg.hive, port=cfg.nats_port, agents=tuple(cfg.agents))
+    clear_orphan_server(state, node.name if node else None)
+    server = EmbeddedServer(
+        state, cfg.hive, port=cfg.nats_port, agents=tuple(cfg.agents), node=node
+    )
     server.start()
     return server
 
@@ -108,8 +118,10 @@ def up(nats_port: int | None, dashboard_port: int | None, **kw: Any) -> None:
 
 def _up(cfg: HiveConfig, paths: StateDir) -> None:
     """`up` holding the state dir's lock."""
-    server = None if cfg.nats_url else _start_embedded(cfg)
-    url = cfg.nats_url or (server.url if server else "")
+    # No server of its own with a URL, another state dir's server, or a local cluster.
+    elsewhere = cfg.nats_url or cfg.nats_state_dir or running_nodes(paths.root)
+    server = None if elsewhere else _start_embedded(cfg)
+    url = cfg.nats_url or (server.url if server else f"the servers of {nats_state(cfg).root}")
 
     def banner() -> None:
         click.echo(f"hyperhive {__version__}: hive '{cfg.hive}' is up")
@@ -118,7 +130,7 @@ def _up(cfg: HiveConfig, paths: StateDir) -> None:
             + ("  (embedded, store in " + str(paths.nats) + ")" if server else "")
         )
         click.echo(f"  event log   {paths.events_db}")
-        click.echo(f"  credentials {paths.credentials}")
+        click.echo(f"  credentials {nats_state(cfg).credentials}")
         click.echo(
             f"  follow it:  {_sibling('hive-events')} tail -f --state-dir {paths.root} "
             f"--hive {cfg.hive}"
@@ -155,19 +167,64 @@ def _up(cfg: HiveConfig, paths: StateDir) -> None:
     default=None,
     help="Port to listen on (default: last one, or any free).",
 )
+@click.option(
+    "--cluster",
+    "cluster",
+    metavar="NAME",
+    default=None,
+    help="Run one node of the local cluster NAME (with --node, --cluster-port and a "
+    "--route per other node): JetStream, the state dir's users on every node.",
+)
+@click.option(
+    "--node",
+    metavar="NAME",
+    default=None,
+    help="This node's name in the cluster; its files go to <state>/nats/nodes/NAME/.",
+)
+@click.option(
+    "--cluster-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="The port this node listens on for the other nodes' routes.",
+)
+@click.option(
+    "--route",
+    "routes",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Another node's cluster port (repeatable).",
+)
 @refusals
-def nats(nats_port: int | None, **kw: Any) -> None:
-    """The embedded nats-server alone, in the foreground, until Ctrl-C/SIGTERM."""
+def nats(
+    nats_port: int | None,
+    cluster: str | None,
+    node: str | None,
+    cluster_port: int | None,
+    routes: tuple[str, ...],
+    **kw: Any,
+) -> None:
+    """The embedded nats-server alone (or one node of a local cluster), in the foreground,
+    until Ctrl-C/SIGTERM."""
     cfg = resolve(kw, nats_port=nats_port)
     paths = StateDir.at(cfg.state_dir).ensure()
+    member: ClusterNode | None = None
+    if cluster is not None:
+        if node is None or cluster_port is None:
+            raise click.UsageError("--cluster needs --node NAME and --cluster-port PORT")
+        member = ClusterNode(cluster=cluster, name=node, port=cluster_port, routes=routes)
+    elif node is not None or cluster_port is not None or routes:
+        raise click.UsageError("--node, --cluster-port and --route go with --cluster NAME")
     setup_logging(cfg.log_level)
-    with lockfile.hold(paths.lock, "hyperhive nats"):
-        server = _start_embedded(cfg)
+    lock = paths.server_files(member.name if member else None).lock
+    lock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with lockfile.hold(lock, "hyperhive nats"):
+        server = _start_embedded(cfg, member)
 
         def banner() -> None:
+            what = f"node {member.name} of cluster {member.cluster}" if member else "nats-server"
             click.echo(
-                f"nats-server ready at {server.url} "
-                f"(store {server.paths.jetstream}, log {server.log_path})"
+                f"{what} ready at {server.url} "
+                f"(store {server.files.jetstream}, log {server.log_path})"
             )
 
         try:
@@ -268,12 +325,13 @@ def projector(**kw: Any) -> None:
 )
 @refusals
 def credentials(agents: tuple[str, ...], **kw: Any) -> None:
-    """Generate missing NATS credentials and the server's auth.conf (idempotent)."""
+    """Generate missing NATS credentials (the hive's operator's, its agents') and the
+    server's auth.conf (idempotent); a running server reloads them."""
     cfg = resolve(kw)
-    state = StateDir.at(cfg.state_dir).ensure().root
+    state = nats_state(cfg).ensure().root
     path = auth.write_auth_conf(state, cfg.hive, (*cfg.agents, *agents))
-    for role in auth.known_roles(state, agents):
-        click.echo(f"{role}\t{auth.credentials_path(state, role)}")
+    for who, file in auth.known_credentials(state):
+        click.echo(f"{who}\t{file}")
     click.echo(f"auth.conf\t{path}")
     if reload_running(state):
         click.echo("the running embedded nats-server reloaded its users")

@@ -35,13 +35,14 @@ from hyperhive import events as ev
 from hyperhive import names
 from hyperhive.backoff import Backoff
 from hyperhive.bus import auth, subjects
-from hyperhive.bus.connect import open_nats
+from hyperhive.bus.connect import nats_state, open_nats
 from hyperhive.bus.consume import StartAt, ack_info, read_ordered
 from hyperhive.bus.inbox import delete_inbox, ensure_inbox
-from hyperhive.bus.publish import publish_event
+from hyperhive.bus.publish import publish_budget, publish_event
 from hyperhive.bus.records import decode_message
-from hyperhive.bus.rpc import Call, trusted
-from hyperhive.bus.server import read_server_info, reload_running
+from hyperhive.bus.retry import ELECTION_BUDGET, through_election
+from hyperhive.bus.rpc import Call, Replies, trusted
+from hyperhive.bus.server import reload_running, running_urls
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.commands import (
     CommandRefused,
@@ -105,9 +106,11 @@ class C0re:
         self.js = nc.jetstream()
         self.backend = backend
         self.paths = StateDir.at(cfg.state_dir)
+        self.nats_paths = nats_state(cfg)  # where the NATS users live (often the same)
         self.state = HiveState(hive=cfg.hive)
         self.changed = asyncio.Condition()
         self.queues: dict[str, deque[Call]] = {}
+        self.replies = Replies()  # a retried command (same request id) runs once
         self.pending = asyncio.Event()
         self.lock = asyncio.Lock()
         self.tasks: list[asyncio.Task[Any]] = []
@@ -115,6 +118,7 @@ class C0re:
         self.nats_url = cfg.nats_url
         self.readers = asyncio.Semaphore(LOG_READERS)
         self.reads: set[asyncio.Task[None]] = set()
+        self.publish_budget = publish_budget(cfg.stream)
 
     # ------------------------------------------------------------ the fold
 
@@ -129,7 +133,8 @@ class C0re:
         except EventLogError as exc:
             log.warning("c0re: no state tables to start from (%s); folding the stream", exc)
             self.state = HiveState(hive=self.hive)
-        info = await self.js.stream_info(subjects.stream_name(self.hive))
+        name = subjects.stream_name(self.hive)
+        info = await through_election(lambda: self.js.stream_info(name), f"stream {name}")
         last = info.state.last_seq
         if last > self.state.position:
             msgs = read_ordered(
@@ -164,7 +169,7 @@ class C0re:
             async with self.changed:
                 self.changed.notify_all()
 
-    async def caught_up(self, seq: int, timeout: float = 10.0) -> None:
+    async def caught_up(self, seq: int, timeout: float = ELECTION_BUDGET) -> None:
         async with asyncio.timeout(timeout), self.changed:
             await self.changed.wait_for(lambda: self.state.position >= seq)
 
@@ -172,7 +177,8 @@ class C0re:
         """Publish `events` in order and wait until the state has folded them in."""
         last = 0
         for e in events:
-            last = (await publish_event(self.js, e)).seq
+            # Through a failover too: retried with the same id, stored once.
+            last = (await publish_event(self.js, e, retry_for=self.publish_budget)).seq
         if last:
             await self.caught_up(last)
         return last
@@ -193,12 +199,18 @@ class C0re:
         call = trusted(msg)
         if call is None:
             return  # not from whom the subject says (or not a request): never answered
+        seen = self.replies.begin(call)
+        if seen is False:
+            return  # a retry of a command under way: answered with it
+        if isinstance(seen, bytes):
+            with contextlib.suppress(nats.errors.Error):
+                await msg.respond(seen)  # a retry of one answered already: the same answer
+            return
         queue = self.queues.setdefault(call.caller, deque())
         limit = QUEUE_OPERATOR if call.caller == names.OPERATOR else QUEUE_PER_CALLER
         if len(queue) >= limit:
-            await self._respond(
-                msg, refused(f"too many commands from {call.caller} waiting: slow down")
-            )
+            busy = refused(f"too many commands from {call.caller} waiting: slow down")
+            await self._answer(call, busy)
             return
         queue.append(call)
         self.pending.set()
@@ -221,11 +233,14 @@ class C0re:
                         self.reads.add(task)
                         task.add_done_callback(self.reads.discard)
                     else:
-                        await self._respond(call.msg, reply)
+                        await self._answer(call, reply)
 
-    async def _respond(self, msg: Msg, reply: Reply) -> None:
-        with contextlib.suppress(nats.errors.Error):
-            await msg.respond(encode_reply(reply))
+    async def _answer(self, call: Call, reply: Reply) -> None:
+        """Answer every attempt of `call` (a retried command has several reply subjects)."""
+        answer = encode_reply(reply)
+        for attempt in self.replies.finish(call, answer):
+            with contextlib.suppress(nats.errors.Error):
+                await attempt.respond(answer)
 
     async def _respond_later(self, call: Call, deferred: Deferred) -> None:
         """Carry out a read off the command loop (a journal can be slow), then answer."""
@@ -241,7 +256,7 @@ class C0re:
             except Exception as exc:
                 log.exception("c0re: %s %s failed", call.caller, call.verb)
                 reply = refused(f"c0re failed on {call.verb}: {type(exc).__name__}: {exc}")
-        await self._respond(call.msg, reply)
+        await self._answer(call, reply)
 
     async def read_logs(self, effect: ReadLogs) -> dict[str, Any]:
         lines = await self.backend.log_lines(effect.name, effect.lines)
@@ -290,6 +305,7 @@ class C0re:
             nats_url=self.nats_url,
             port=ports.agent_port(name),
             model=model or (agent.model if agent else None) or self.cfg.default_model,
+            nats_state=self.nats_paths if self.nats_paths != self.paths else None,
         )
 
     async def carry_out(self, effect: Effect, by: str) -> dict[str, Any]:
@@ -382,11 +398,13 @@ class C0re:
             await self.publish(out)
 
     def _credentials(self, name: str) -> None:
-        """The agent's NATS user (and the server told about it)."""
-        state = self.paths.root
+        """The agent's NATS user in this hive (and the servers told about it)."""
+        state = self.nats_paths.root
         auth.ensure_credentials(state, agent_role(name), self.hive)
         auth.write_auth_conf(state, self.hive, [name])
-        reload_running(state)  # the embedded server; on NixOS a path unit reloads nats
+        # The embedded server, or every node of a local cluster; on NixOS a path
+        # unit reloads nats.
+        reload_running(state)
 
     async def spawn(self, name: str, model: str | None) -> None:
         if name in self.state.agents:
@@ -487,11 +505,10 @@ class C0re:
         """Remove the agent's dirs and credentials, after proving they lie inside the state dir."""
         target = self.paths.inside(self.paths.agent(names.check_agent(name)))
         await delete_inbox(self.nc, self.hive, name)
-        creds = self.paths.credentials_file(agent_role(name))
         await asyncio.to_thread(shutil.rmtree, target, True)
-        creds.unlink(missing_ok=True)
-        await asyncio.to_thread(auth.write_auth_conf, self.paths.root, self.hive)
-        reload_running(self.paths.root)
+        state = self.nats_paths.root
+        await asyncio.to_thread(auth.remove_credentials, state, agent_role(name), self.hive)
+        reload_running(state)
 
     async def apply_commit(self, effect: ApplyCommit, by: str) -> dict[str, Any]:
         name = effect.agent
@@ -674,8 +691,8 @@ async def _run_once(
     async with open_nats(cfg, ROLE_ADMIN, "hyperhive-c0re", wait=True) as nc:
         await ensure_stream(nc.jetstream(), cfg.hive, cfg.stream)
         core = C0re(cfg, nc, backend)
-        if not core.nats_url:
-            core.nats_url = read_server_info(core.paths.root).url
+        if not core.nats_url:  # the agents get the servers c0re found
+            core.nats_url = ",".join(running_urls(core.nats_paths.root))
         await core.load()
         core.tasks = [
             asyncio.create_task(core.follow(), name="c0re-follow"),

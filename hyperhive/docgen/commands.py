@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hyperhive import commands
-from hyperhive.bus import subjects
+from hyperhive.bus import rpc, subjects
 from hyperhive.commands import verbs as v
 from hyperhive.docgen.fields import GENERATED_NOTE, field_rows, first_line, struct_info, table
 
@@ -93,6 +93,13 @@ def render_commands_md() -> str:
         f"({64} waiting per caller; one more is refused at once), so a flood from one agent "
         "delays only that agent, and of two concurrent decisions on one question or approval "
         "exactly one wins: the other sees it and is refused.",
+        "",
+        f"A request may carry a `{rpc.REQUEST_ID}` header (at most {rpc.MAX_REQUEST_ID} "
+        "characters). c0re carries out each id of a caller once and answers every request "
+        f"with that id with the same reply, for {rpc.Replies.KEEP:.0f} s: a client whose "
+        "request or reply was lost (a NATS node died under it) sends it again with the same "
+        f"id. `bus.rpc.command` does so every {rpc.ATTEMPT:g} s, for up to "
+        f"{rpc.COMMAND_BUDGET:g} s.",
         "",
         "## Verbs",
         "",

@@ -100,7 +100,10 @@ async def project(
 
 
 async def run_projector(
-    cfg: HiveConfig, path: Path | None = None, projections: tuple[str, ...] = ()
+    cfg: HiveConfig,
+    path: Path | None = None,
+    projections: tuple[str, ...] = (),
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> None:
     """Run the projector until cancelled: no failure stops it, none goes unsaid.
 
@@ -116,8 +119,10 @@ async def run_projector(
     await _open_checked(cfg, path, backoff)
     sink = ProcessSink(path, cfg.hive, projections)
 
-    def healthy(_written: int, _position: int) -> None:
+    def healthy(written: int, position: int) -> None:
         backoff.reset()
+        if on_batch is not None:  # (rows written, log position) of each commit
+            on_batch(written, position)
 
     async def attempt() -> None:
         nonlocal sink

@@ -35,7 +35,7 @@ from hyperhive.backoff import Backoff
 from hyperhive.bus import subjects
 from hyperhive.bus.connect import open_nats
 from hyperhive.bus.inbox import Received, recv
-from hyperhive.bus.publish import publish_event
+from hyperhive.bus.publish import publish_budget, publish_event
 from hyperhive.bus.rpc import command, trusted
 from hyperhive.commands import verbs as v
 from hyperhive.config import HiveConfig
@@ -105,7 +105,10 @@ class Harness:
 
     async def emit(self, event: ev.Event) -> None:
         try:
-            await publish_event(self.nc.jetstream(), event)
+            # Through a failover too: the same id is stored once (bus.publish).
+            await publish_event(
+                self.nc.jetstream(), event, retry_for=publish_budget(self.cfg.stream)
+            )
         except (HyperhiveError, nats.errors.Error, TimeoutError) as exc:
             log.warning("harness %s: could not publish %s: %s", self.agent, event.kind, exc)
 

@@ -46,24 +46,26 @@ def test_credential_files_are_readable_by_their_owner_only(tmp_path: Path) -> No
     state = tmp_path / "state"
     conf = auth.write_auth_conf(state, "h1", ["alice"])
 
-    files = sorted(auth.credentials_dir(state).iterdir())
-    assert [f.name for f in files] == ["admin.json", "agent-alice.json", "operator.json"]
+    files = sorted(p for p in auth.credentials_dir(state).rglob("*") if p.is_file())
+    names_ = [str(f.relative_to(auth.credentials_dir(state))) for f in files]
+    assert names_ == ["admin.json", "h1/agent-alice.json", "h1/operator.json", "operator.json"]
     for path in [*files, conf]:
         assert _mode(path) == 0o600, f"{path.name} is mode {oct(_mode(path))}"
     assert _mode(auth.credentials_dir(state)) == 0o700
+    assert _mode(auth.credentials_dir(state) / "h1") == 0o700
 
 
 def test_regenerating_the_auth_conf_keeps_existing_passwords(tmp_path: Path) -> None:
     state = tmp_path / "state"
     auth.write_auth_conf(state, "h1", ["alice"])
-    before = auth.read_credentials(auth.credentials_path(state, "agent-alice"))
+    before = auth.read_credentials(auth.credentials_path(state, "agent-alice", "h1"))
 
     auth.write_auth_conf(state, "h1", ["bob"])
 
-    assert auth.read_credentials(auth.credentials_path(state, "agent-alice")) == before
+    assert auth.read_credentials(auth.credentials_path(state, "agent-alice", "h1")) == before
     conf = (state / "nats" / "auth.conf").read_text()
     assert before.password in conf
-    assert '"user": "agent-bob"' in conf
+    assert '"user": "agent-bob@h1"' in conf
 
 
 def test_the_session_servers_credentials_are_private(server: EmbeddedServer) -> None:
@@ -103,7 +105,7 @@ async def _within(seconds: float, coro: Awaitable[Client], what: str) -> Client:
 async def test_connect_reports_a_refused_anonymous_connection_as_not_connected(
     server: EmbeddedServer,
 ) -> None:
-    endpoint = Endpoint(url=server.url, credentials=None, role=auth.ADMIN)
+    endpoint = Endpoint(servers=(server.url,), credentials=None, role=auth.ADMIN)
     with pytest.raises(NotConnected, match=r"(?i)authorization"):
         await _within(
             5, connect(endpoint, "anonymous"), "connect() never gave up on a refused login"
@@ -212,7 +214,7 @@ async def agent_hive(tmp_path: Path) -> AsyncIterator[AgentHive]:
             "admin",
         )
         await ensure_stream(admin.jetstream(), hive, HiveConfig().stream)
-        alice = await connect_as(server.url, state, names.agent_role("alice"), errors)
+        alice = await connect_as(server.url, state, names.agent_role("alice"), errors, hive)
         yield AgentHive(server, hive, admin, alice, errors)
     finally:
         for client in (alice, admin):
@@ -298,8 +300,10 @@ async def test_a_waiting_service_gets_in_once_the_server_reloads_its_new_user(
     server.start()
     try:
         # bob's credentials exist before the server knows bob (as right after a spawn)
-        creds = auth.ensure_credentials(state, names.agent_role("bob"))
-        endpoint = Endpoint(url=server.url, credentials=creds, role=names.agent_role("bob"))
+        creds = auth.ensure_credentials(state, names.agent_role("bob"), "h1")
+        endpoint = Endpoint(
+            servers=(server.url,), credentials=creds, role=names.agent_role("bob"), hive="h1"
+        )
         with caplog.at_level("ERROR", logger="hyperhive.bus"):
             task = asyncio.ensure_future(connect(endpoint, "bob", wait=True))
             await wait_until(

@@ -48,9 +48,15 @@ from tests.helpers import wait_until
 pytestmark = pytest.mark.nats
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
-COLUMNS = ("admin", "operator", "agent")
+COLUMNS = ("admin", "operator", "hive operator", "agent")
 ALICE, BOB = "alice", "bob"
-ROLE_OF = {"admin": auth.ADMIN, "operator": auth.OPERATOR, "agent": names.agent_role(ALICE)}
+# column -> (role, a hive's own role?): the hive operator and alice act in the world's hive
+ROLE_OF = {
+    "admin": (auth.ADMIN, False),
+    "operator": (auth.OPERATOR, False),
+    "hive operator": (auth.OPERATOR, True),
+    "agent": (names.agent_role(ALICE), True),
+}
 WAIT = 5.0  # for an answer or a violation; both come at once when they come
 LIMITS = StreamConfig(max_bytes=8 * 1024 * 1024)
 SCRATCH = "PERMS_SCRATCH"  # what `stream-create` creates (deleted after each test)
@@ -69,7 +75,7 @@ def read_table(path: Path = DOC) -> dict[str, dict[str, bool]]:
     i = 0
     while i < len(lines):
         cells = _cells(lines[i])
-        if cells is None or tuple(c.lower() for c in cells[-3:]) != COLUMNS:
+        if cells is None or tuple(c.lower() for c in cells[-len(COLUMNS) :]) != COLUMNS:
             i += 1
             continue
         table: dict[str, dict[str, bool]] = {}
@@ -79,7 +85,7 @@ def read_table(path: Path = DOC) -> dict[str, dict[str, bool]]:
             assert m, f"{path.name}:{i + 1}: the action cell must be an id in backticks: {row[0]!r}"
             assert len(row) == len(cells), f"{path.name}:{i + 1}: {len(row)} cells"
             assert m.group(1) not in table, f"{path.name}:{i + 1}: {m.group(1)} twice"
-            verdicts = [c.lower() for c in row[-3:]]
+            verdicts = [c.lower() for c in row[-len(COLUMNS) :]]
             assert set(verdicts) <= {"yes", "no"}, f"{path.name}:{i + 1}: yes/no only: {row}"
             table[m.group(1)] = {col: v == "yes" for col, v in zip(COLUMNS, verdicts, strict=True)}
             i += 1
@@ -106,20 +112,21 @@ CELLS = [
 # ---------------------------------------------------------------- a hive with alice and bob
 
 
+def other_hive(hive: str) -> str:
+    """Another hive on the same server, with an alice and a bob of its own."""
+    return f"{hive}-o"
+
+
 @pytest.fixture(scope="module")
 def agent_hive(nats_server: EmbeddedServer) -> str:
-    """The hive alice and bob belong to on the session server (its auth.conf gains them).
-
-    Agent users are per server and keep the hive their credentials name, so an
-    alice made earlier in the session is reused as she is.
-    """
+    """The hive alice and bob belong to on the session server (its auth.conf gains them,
+    and the hive's own operator); another hive has an alice and a bob too."""
     state = nats_server.state_dir
     hive = f"perms{os.getpid() % 10000}"
-    alice = auth.credentials_path(state, names.agent_role(ALICE))
-    if alice.exists():
-        hive = auth.read_credentials(alice).hive or hive
-    for agent in (ALICE, BOB):
-        auth.ensure_credentials(state, names.agent_role(agent), hive)
+    for h in (hive, other_hive(hive)):
+        for agent in (ALICE, BOB):
+            auth.ensure_credentials(state, names.agent_role(agent), h)
+        auth.ensure_credentials(state, auth.OPERATOR, h)
     if nats_server.running:
         nats_server.reload()  # rewrites auth.conf with every known user, then SIGHUP
     else:
@@ -127,12 +134,19 @@ def agent_hive(nats_server: EmbeddedServer) -> str:
     return hive
 
 
-async def login(url: str, state: Path, role: str, errors: asyncio.Queue[Exception]) -> Client:
-    """A plain client as `role`, its asynchronous errors into `errors`.
+async def login(
+    url: str,
+    state: Path,
+    role: str,
+    errors: asyncio.Queue[Exception],
+    hive: str | None = None,
+) -> Client:
+    """A plain client as `role` (of `hive`, a hive's own role), its asynchronous errors
+    into `errors`.
 
     Retried while the server has not yet loaded a new user (a reload is a SIGHUP).
     """
-    creds = auth.read_credentials(auth.credentials_path(state, role))
+    creds = auth.read_credentials(auth.credentials_path(state, role, hive))
 
     async def on_error(exc: Exception) -> None:
         errors.put_nowait(exc)
@@ -146,7 +160,7 @@ async def login(url: str, state: Path, role: str, errors: asyncio.Queue[Exceptio
                 servers=[url],
                 user=creds.user,
                 password=creds.password,
-                inbox_prefix=auth.inbox_prefix(role),
+                inbox_prefix=auth.inbox_prefix(role, hive),
                 allow_reconnect=False,
                 connect_timeout=2,
                 error_cb=on_error,
@@ -208,9 +222,22 @@ class World:
     def stream(self) -> str:
         return subjects.stream_name(self.hive)
 
-    async def connect(self, role: str) -> tuple[Client, asyncio.Queue[Exception]]:
+    @property
+    def other(self) -> str:
+        """Another hive on the server, with its own alice and bob."""
+        return other_hive(self.hive)
+
+    @property
+    def other_stream(self) -> str:
+        return subjects.stream_name(self.other)
+
+    async def connect(
+        self, role: str, hive: str | None = None
+    ) -> tuple[Client, asyncio.Queue[Exception]]:
+        """A fresh connection as `role`; an agent's (or with `hive`) of this hive."""
         errors: asyncio.Queue[Exception] = asyncio.Queue()
-        client = await login(self.server.url, self.server.state_dir, role, errors)
+        scope = self.hive if names.is_agent_role(role) else hive
+        client = await login(self.server.url, self.server.state_dir, role, errors, scope)
         self.clients.append(client)
         return client, errors
 
@@ -220,7 +247,7 @@ class World:
         answer: dict[str, Any] = json.loads(msg.data)
         return answer
 
-    async def other_stream(self) -> None:
+    async def foreign_stream(self) -> None:
         await self.admin.jetstream().add_stream(
             js_api.StreamConfig(
                 name=OTHER, subjects=["perms-other.>"], storage=js_api.StorageType.MEMORY
@@ -247,24 +274,21 @@ async def world(server: EmbeddedServer, agent_hive: str) -> AsyncIterator[World]
     admin = await login(server.url, server.state_dir, auth.ADMIN, asyncio.Queue())
     w = World(server, agent_hive, admin)
     js = admin.jetstream(timeout=30)  # a loaded machine: the setup must not be what fails
-    with contextlib.suppress(js_errors.NotFoundError):
-        await js.delete_stream(w.stream)  # whatever an earlier cell did to it
-    await ensure_stream(js, agent_hive, LIMITS)
-    for config in (
-        inbox_config(agent_hive, ALICE),
-        inbox_config(agent_hive, BOB),
-        PROJECTOR_CONFIG,
-    ):
-        answer = await w.api(
-            api("CONSUMER", "CREATE", w.stream, config["name"]), _create(w.stream, config)
-        )
-        assert "error" not in answer, answer
+    for hive, stream in ((w.hive, w.stream), (w.other, w.other_stream)):
+        with contextlib.suppress(js_errors.NotFoundError):
+            await js.delete_stream(stream)  # whatever an earlier cell did to it
+        await ensure_stream(js, hive, LIMITS)
+        for config in (inbox_config(hive, ALICE), inbox_config(hive, BOB), PROJECTOR_CONFIG):
+            answer = await w.api(
+                api("CONSUMER", "CREATE", stream, config["name"]), _create(stream, config)
+            )
+            assert "error" not in answer, answer
     try:
         yield w
     finally:
         for client in w.clients:
             await client.close()
-        for stream in (SCRATCH, OTHER, w.stream):
+        for stream in (SCRATCH, OTHER, w.stream, w.other_stream):
             with contextlib.suppress(js_errors.NotFoundError):
                 await js.delete_stream(stream)
         await admin.close()
@@ -457,7 +481,7 @@ async def _sub_harness(p: Probe) -> bool:
 
 @action("sub-other-reply-inbox")
 async def _sub_other_inbox(p: Probe) -> bool:
-    prefix = auth.inbox_prefix(names.agent_role(BOB))
+    prefix = auth.inbox_prefix(names.agent_role(BOB), p.hive)
     return await p.subscribe(subjects.reply_inbox_pattern(prefix), prefix + ".probe")
 
 
@@ -695,7 +719,7 @@ async def _reply_into_stream(p: Probe) -> bool:
 @action("push-into-hive-stream")
 async def _push_into_stream(p: Probe) -> bool:
     """A push consumer on another stream delivering on bob's event subject: stored in the hive?"""
-    await p.w.other_stream()
+    await p.w.foreign_stream()
     await p.w.admin.jetstream().publish(OTHER_SUBJECT, b"{}")
     target = subjects.event_subject(p.hive, BOB, "turn.started")
     await p.w.admin.subscribe(target, cb=_ignore)  # a push consumer delivers only to interest
@@ -718,7 +742,7 @@ async def _push_into_stream(p: Probe) -> bool:
 async def _pull_into_stream(p: Probe) -> bool:
     """A pull (from inbox-alice; the operator: its own ephemeral) replying on another
     stream's subject: does that stream store the delivery?"""
-    await p.w.other_stream()
+    await p.w.foreign_stream()
     alice_inbox = subjects.inbox_subject(p.hive, ALICE)
     await p.w.admin.jetstream().publish(alice_inbox, b"{}")
     consumer = subjects.inbox_durable(ALICE)
@@ -752,6 +776,105 @@ async def _ignore(msg: Msg) -> None:
     return None
 
 
+# -- another hive on the same server, whose agents have the same names
+
+
+@action("other-cmd-as-alice")
+async def _other_cmd_alice(p: Probe) -> bool:
+    return await p.publish(subjects.command_subject(p.w.other, ALICE, "send"))
+
+
+@action("other-cmd-as-operator")
+async def _other_cmd_operator(p: Probe) -> bool:
+    return await p.publish(subjects.command_subject(p.w.other, names.OPERATOR, "spawn"))
+
+
+@action("other-harness-cmd")
+async def _other_harness_cmd(p: Probe) -> bool:
+    return await p.publish(subjects.harness_command_subject(p.w.other, ALICE, "cancel_turn"))
+
+
+@action("other-pub-alice-event")
+async def _other_pub_alice(p: Probe) -> bool:
+    return await p.publish(subjects.event_subject(p.w.other, ALICE, "turn.started"))
+
+
+@action("other-sub-events")
+async def _other_sub_events(p: Probe) -> bool:
+    return await p.subscribe(
+        subjects.all_events_pattern(p.w.other),
+        subjects.event_subject(p.w.other, BOB, "turn.started"),
+    )
+
+
+@action("other-sub-alice-harness")
+async def _other_sub_harness(p: Probe) -> bool:
+    return await p.subscribe(
+        subjects.harness_command_pattern(p.w.other, ALICE),
+        subjects.harness_command_subject(p.w.other, ALICE, "cancel_turn"),
+    )
+
+
+@action("other-sub-alice-reply-inbox")
+async def _other_sub_reply_inbox(p: Probe) -> bool:
+    prefix = auth.inbox_prefix(names.agent_role(ALICE), p.w.other)
+    return await p.subscribe(subjects.reply_inbox_pattern(prefix), prefix + ".probe")
+
+
+@action("other-stream-info")
+async def _other_stream_info(p: Probe) -> bool:
+    return await p.answered(api("STREAM", "INFO", p.w.other_stream))
+
+
+@action("other-direct-get")
+async def _other_direct_get(p: Probe) -> bool:
+    return await p.answered(api("DIRECT", "GET", p.w.other_stream), body({"seq": 1}))
+
+
+@action("other-consumer-create-ephemeral")
+async def _other_create_ephemeral(p: Probe) -> bool:
+    name = f"own-{p.role}"
+    stream = p.w.other_stream
+    return await p.answered(
+        api("CONSUMER", "CREATE", stream, name), _create(stream, _ephemeral(name))
+    )
+
+
+@action("other-consumer-info-inbox-alice")
+async def _other_info_alice(p: Probe) -> bool:
+    return await p.answered(
+        api("CONSUMER", "INFO", p.w.other_stream, subjects.inbox_durable(ALICE))
+    )
+
+
+@action("other-consumer-next-inbox-alice")
+async def _other_next_alice(p: Probe) -> bool:
+    pull = subjects.js_msg_next(p.w.other_stream, subjects.inbox_durable(ALICE))
+    return await p.answered(pull, NO_WAIT)
+
+
+@action("push-into-other-hive")
+async def _push_into_other_hive(p: Probe) -> bool:
+    """A push consumer on the hive's own stream delivering into the other hive's stream."""
+    js = p.w.admin.jetstream()
+    await js.publish(subjects.event_subject(p.hive, BOB, "turn.started"), b"{}")
+    target = subjects.event_subject(p.w.other, ALICE, "turn.started")
+    await p.w.admin.subscribe(target, cb=_ignore)  # a push consumer delivers only to interest
+    await settle(p.w.admin)
+    name = f"push-{p.role}"
+    config = {**_ephemeral(name), "deliver_subject": target, "deliver_policy": "all"}
+    answer = await p.request(api("CONSUMER", "CREATE", p.stream, name), _create(p.stream, config))
+    if answer is None or "error" in json.loads(answer.data):
+        return False
+
+    async def stored() -> bool:
+        return bool(await p.w.subjects_in(p.w.other_stream))
+
+    with contextlib.suppress(AssertionError):
+        return bool(await wait_until(stored, 2, what="the delivery stored in the other hive"))
+    return False
+
+
 # ---------------------------------------------------------------- the tests
 
 
@@ -763,8 +886,8 @@ def test_the_table_and_the_checks_name_the_same_actions() -> None:
 async def test_role_may_do_what_the_table_says(
     world: World, action_id: str, column: str, allowed: bool
 ) -> None:
-    role = ROLE_OF[column]
-    me, errors = await world.connect(role)
+    role, own = ROLE_OF[column]
+    me, errors = await world.connect(role, world.hive if own else None)
     did = await ACTIONS[action_id](Probe(world, role, me, errors))
     want = "yes" if allowed else "no"
     assert did == allowed, (
@@ -882,7 +1005,7 @@ async def test_a_live_view_drops_a_push_redelivery_but_shows_a_servers_answer(
 ) -> None:
     hive, admin = world.hive, world.admin
     js = admin.jetstream()
-    await world.other_stream()
+    await world.foreign_stream()
     await js.publish(OTHER_SUBJECT, b'{"id": "not-from-this-hive"}')
     target = subjects.event_subject(hive, BOB, "turn.started")
     seen: list[Msg] = []

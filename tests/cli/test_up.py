@@ -165,9 +165,8 @@ def test_credentials_for_a_new_agent_work_at_once_against_a_running_hive(
     assert out.returncode == 0, out.stderr
     assert "agent-carol" in out.stdout
     assert "reloaded" in out.stdout
-    assert (
-        stat.S_IMODE((state / "nats" / "credentials" / "agent-carol.json").stat().st_mode) == 0o600
-    )
+    carol = state / "nats" / "credentials" / "default" / "agent-carol.json"
+    assert stat.S_IMODE(carol.stat().st_mode) == 0o600
 
     async def carol_connects() -> bool:
         cfg = HiveConfig(state_dir=str(state))

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from hyperhive import events as ev
-from hyperhive.bus import subjects
+from hyperhive.bus import rpc, subjects
 from hyperhive.bus.inbox import recv
-from hyperhive.commands import CommandRefused
+from hyperhive.commands import CommandRefused, decode_reply, encode_command
 from hyperhive.commands import verbs as v
+from hyperhive.events import decode_event
+from hyperhive.names import OPERATOR
 from tests.core.conftest import LiveHive
 from tests.helpers import wait_until
 
@@ -313,3 +315,30 @@ async def test_a_slow_log_read_does_not_hold_up_other_commands(live: LiveHive) -
         assert (await pending)["name"] == "alice"
     finally:
         backend.log_lines = real  # type: ignore[method-assign]
+
+
+async def test_a_command_sent_again_with_its_request_id_is_carried_out_once(
+    live_fake: LiveHive,
+) -> None:
+    """What a client does when an answer was lost (a node died): the same id, the same
+    answer, one message."""
+    live = live_fake
+    subject = subjects.command_subject(live.cfg.hive, OPERATOR, "send")
+    body = encode_command(v.Send(to="manager", body="only once"))
+    headers = {rpc.REQUEST_ID: "retried-1"}
+    first = await live.operator.request(subject, body, timeout=10, headers=headers)
+    again = await live.operator.request(subject, body, timeout=10, headers=headers)
+    assert first.data == again.data
+    msg_id = decode_reply(first.data)["msg_id"]
+    other = await live.op(v.Send(to="manager", body="only once"))
+    assert other["msg_id"] != msg_id  # a new request id is a new command
+
+    js = live.admin.jetstream()
+    name = subjects.stream_name(live.cfg.hive)
+    last = (await js.stream_info(name)).state.last_seq
+    bodies = []
+    for seq in range(1, last + 1):
+        event = decode_event((await js.get_msg(name, seq)).data or b"")
+        if isinstance(event, ev.MessageSent) and event.body == "only once":
+            bodies.append(event.msg_id)
+    assert sorted(bodies) == sorted([msg_id, other["msg_id"]])

@@ -16,6 +16,8 @@ NOT_IN_SERVICE_ENVIRONMENT = {
     "HYPERHIVE_CLAUDE": "on the host only hive-dashboard runs claude (an agent's Claude "
     "login), so it alone gets it (UNIT_EXTRAS); inside each container claude-code is on the "
     "harness's PATH, and hive.toml says `claude`",
+    "HYPERHIVE_NATS_STATE_DIR": "one hive per host: services.nats loads the users of stateDir "
+    "itself, so the hive's own state dir is the NATS state dir",
 }
 
 # Host units that get settings beyond the common environment.

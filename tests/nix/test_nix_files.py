@@ -260,6 +260,20 @@ def test_the_option_walker_sees_a_removed_option(nix: Nix, tmp_path: Path) -> No
     assert "services.hyperhive.openFirewall" not in names
 
 
+def test_the_nats_cluster_options_are_name_routes_and_port(nix: Nix) -> None:
+    """A single server by default; the cluster block is built from exactly these three."""
+    prefix = "services.hyperhive.nats.cluster."
+    found = {n[len(prefix) :]: o for n, o in _options(nix, MODULE).items() if n.startswith(prefix)}
+    assert {k: o.get("default") for k, o in found.items()} == {
+        "name": None,
+        "port": 6222,
+        "routes": [],
+    }
+    nats_nix = (ROOT / "nix" / "nats.nix").read_text(encoding="utf-8")
+    assert "inherit (cfg.nats.cluster) name port routes;" in nats_nix
+    assert "lib.optionalAttrs (cfg.nats.cluster.name != null)" in nats_nix
+
+
 # ------------------------------------------------------------------ settings
 
 
@@ -424,12 +438,17 @@ def test_container_binds_put_the_agents_dirs_where_the_harness_looks(
     binds = _lib_call(
         nix,
         "containerBinds",
-        {"stateDir": state, "hostConfigFile": "/etc/hyperhive/hive.toml", "name": "alice"},
+        {
+            "stateDir": state,
+            "hostConfigFile": "/etc/hyperhive/hive.toml",
+            "hive": "lab",
+            "name": "alice",
+        },
         tmp_path,
     )
     by_target = {b["target"]: b for b in binds}
     env = _lib_call(nix, "harnessEnvironment", {"git": "/x/bin/git"}, tmp_path)
-    creds = str(auth.credentials_path(Path(state), name_rules.agent_role("alice")))
+    creds = str(auth.credentials_path(Path(state), name_rules.agent_role("alice"), "lab"))
 
     assert by_target[env["HYPERHIVE_STATE_DIR"]] == {
         "source": f"{state}/agents/alice/state",
@@ -454,6 +473,7 @@ def test_nspawn_flags_are_one_bind_flag_per_mount(nix: Nix, tmp_path: Path) -> N
         {
             "stateDir": "/var/lib/hyperhive",
             "hostConfigFile": "/etc/hyperhive/hive.toml",
+            "hive": "lab",
             "name": "bob",
         },
         tmp_path,
@@ -461,7 +481,7 @@ def test_nspawn_flags_are_one_bind_flag_per_mount(nix: Nix, tmp_path: Path) -> N
     assert flags == [
         "--bind=/var/lib/hyperhive/agents/bob/state:/state",
         "--bind=/var/lib/hyperhive/agents/bob/claude:/root/.claude",
-        "--bind-ro=/var/lib/hyperhive/nats/credentials/agent-bob.json:"
+        "--bind-ro=/var/lib/hyperhive/nats/credentials/lab/agent-bob.json:"
         "/etc/hyperhive/nats-credentials.json",
         "--bind-ro=/etc/hyperhive/hive.toml:/etc/hyperhive/hive.toml",
     ]
@@ -473,6 +493,9 @@ def test_nats_paths_are_the_python_sides(nix: Nix, tmp_path: Path) -> None:
     s = nix_string(str(state))
     assert nix.eval_json(f'{lib}.credentialsFile {s} "operator"') == str(
         auth.credentials_path(state, auth.OPERATOR)
+    )
+    assert nix.eval_json(f'{lib}.hiveCredentialsFile {s} "lab" "agent-alice"') == str(
+        auth.credentials_path(state, name_rules.agent_role("alice"), "lab")
     )
     assert nix.eval_json(f"{lib}.jetstreamDir {s}") == str(StateDir(state).jetstream)
     assert nix.eval_json(f"{lib}.authConfFile {s}") == str(auth.write_auth_conf(state, "default"))

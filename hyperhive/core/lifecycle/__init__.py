@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from hyperhive.config import HiveConfig
 from hyperhive.errors import BackendError
+from hyperhive.names import agent_role
 from hyperhive.statedir import StateDir
 
 BACKENDS = ("process", "nixos-container", "fake")
@@ -39,6 +41,12 @@ class AgentSpec:
     port: int
     model: str | None = None
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the harness
+    nats_state: StateDir | None = None  # where the NATS users live, if not in `state`
+
+    @property
+    def credentials(self) -> Path:
+        """The agent's NATS credentials file (in its hive's dir of the NATS state dir)."""
+        return (self.nats_state or self.state).credentials_file(agent_role(self.name), self.hive)
 
 
 @dataclass(frozen=True)

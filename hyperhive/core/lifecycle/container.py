@@ -68,7 +68,7 @@ from hyperhive.core.lifecycle.common import (
 )
 from hyperhive.errors import BackendError
 from hyperhive.files import write_atomic
-from hyperhive.names import agent_role, check_agent, show
+from hyperhive.names import check_agent, show
 from hyperhive.procs import describe_status
 
 log = logging.getLogger("hyperhive.core.lifecycle")
@@ -431,8 +431,7 @@ class ContainerBackend:
             ("--bind", spec.state.agent_claude(name), CONTAINER_CLAUDE),
         ]
         if self.bind_credentials:
-            credentials = spec.state.credentials_file(agent_role(name))
-            binds.append(("--bind-ro", credentials, CONTAINER_CREDENTIALS))
+            binds.append(("--bind-ro", spec.credentials, CONTAINER_CREDENTIALS))
         if self.hive_toml is not None:
             binds.append(("--bind-ro", self.hive_toml, CONTAINER_HIVE_TOML))
         for _, source, _ in binds:
@@ -448,15 +447,15 @@ class ContainerBackend:
         """nspawn fails on a missing bind source: say which, and what makes it."""
         files = []
         if self.bind_credentials:
-            files.append(spec.state.credentials_file(agent_role(spec.name)))
+            files.append(spec.credentials)
         if self.hive_toml is not None:
             files.append(self.hive_toml)
         for path in files:
             if not path.is_file():
                 raise BackendError(
                     f"cannot start {machine_name(spec.name)}: {path} is missing (it is "
-                    f"bind-mounted into the container; `hyperhive credentials --agent "
-                    f"{spec.name}` makes the credentials)"
+                    f"bind-mounted into the container; `hyperhive credentials --hive "
+                    f"{spec.hive} --agent {spec.name}` makes the credentials)"
                 )
 
     def _conf(self, machine: str) -> Path:

@@ -50,7 +50,7 @@ from hyperhive.core.lifecycle.common import (
     tail_file,
 )
 from hyperhive.errors import BackendError
-from hyperhive.names import agent_role, check_agent
+from hyperhive.names import check_agent
 from hyperhive.procs import die_with_parent, wait_exit
 from hyperhive.statedir import StateDir
 
@@ -80,7 +80,7 @@ def harness_env(spec: AgentSpec, base: Mapping[str, str] | None = None) -> dict[
         HYPERHIVE_HIVE=spec.hive,
         HYPERHIVE_STATE_DIR=str(spec.state.root),
         HYPERHIVE_NATS_URL=spec.nats_url,
-        HYPERHIVE_NATS_CREDENTIALS=str(spec.state.credentials_file(agent_role(spec.name))),
+        HYPERHIVE_NATS_CREDENTIALS=str(spec.credentials),
         CLAUDE_CONFIG_DIR=str(spec.state.agent_claude(spec.name)),
     )
     env.update(spec.env)

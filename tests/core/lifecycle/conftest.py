@@ -155,7 +155,7 @@ def flake_system(agent: str) -> ContainerSystem:
 
 def container_files(state: StateDir, tmp_path: Path, agent: str = "alice") -> Path:
     """The host files a container binds read-only: the agent's credentials, hive.toml."""
-    credentials = state.credentials_file(agent_role(agent))
+    credentials = state.credentials_file(agent_role(agent), HIVE)
     credentials.parent.mkdir(parents=True, exist_ok=True)
     credentials.write_text('{"user": "agent-alice", "password": "x"}')
     hive_toml = tmp_path / "etc" / "hyperhive" / "hive.toml"

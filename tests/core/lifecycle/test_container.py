@@ -29,6 +29,7 @@ from hyperhive.errors import BackendError, InvalidName
 from hyperhive.names import agent_role
 from hyperhive.statedir import StateDir
 from tests.core.lifecycle.conftest import (
+    HIVE,
     FakeTools,
     SpecMaker,
     make_container_backend,
@@ -61,7 +62,7 @@ def nspawn_flags(state: StateDir, tmp_path: Path) -> str:
     agent = state.agent("alice")
     return (
         f"--bind={agent}/state:/state --bind={agent}/claude:/root/.claude "
-        f"--bind-ro={state.credentials_file(agent_role('alice'))}"
+        f"--bind-ro={state.credentials_file(agent_role('alice'), HIVE)}"
         ":/etc/hyperhive/nats-credentials.json "
         f"--bind-ro={tmp_path}/etc/hyperhive/hive.toml:/etc/hyperhive/hive.toml"
     )
@@ -325,7 +326,7 @@ async def test_start_names_a_missing_bind_source(
     make_spec: SpecMaker,
     state: StateDir,
 ) -> None:
-    state.credentials_file(agent_role("alice")).unlink()
+    state.credentials_file(agent_role("alice"), HIVE).unlink()
     with pytest.raises(BackendError, match=r"agent-alice\.json is missing"):
         await container_backend.start(make_spec())
     assert ["nixos-container", "start", "h-alice"] not in fake_tools.calls()

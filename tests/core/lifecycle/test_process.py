@@ -85,7 +85,7 @@ async def test_the_harness_gets_its_environment_and_output_goes_to_harness_log(
         f"env HYPERHIVE_HIVE={HIVE}",
         f"env HYPERHIVE_STATE_DIR={state.root}",
         f"env HYPERHIVE_NATS_URL={NATS_URL}",
-        f"env HYPERHIVE_NATS_CREDENTIALS={state.credentials_file(agent_role('alice'))}",
+        f"env HYPERHIVE_NATS_CREDENTIALS={state.credentials_file(agent_role('alice'), HIVE)}",
         f"env CLAUDE_CONFIG_DIR={state.agent_claude('alice')}",
         "env STANDIN_EXTRA=from spec",
         "env STANDIN_FROM_PARENT=inherited",
