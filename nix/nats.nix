@@ -59,13 +59,18 @@ in
       # Explicit: nixpkgs' default (false) leaves JetStream unconfigured.
       jetstream = true;
       dataDir = hlib.jetstreamDir cfg.stateDir;
+    }
+    // lib.optionalAttrs (cfg.nats.cluster.name != null) {
+      # One node of a cluster: JetStream needs a name per server (nixpkgs puts
+      # serverName into settings.server_name; setting that directly would clash).
+      serverName = config.networking.hostName;
+    }
+    // {
       settings = {
         host = "127.0.0.1";
         http = "127.0.0.1:${toString cfg.nats.monitorPort}";
       }
       // lib.optionalAttrs (cfg.nats.cluster.name != null) {
-        # One node of a cluster: JetStream needs a name per server.
-        server_name = config.networking.hostName;
         cluster = {
           inherit (cfg.nats.cluster) name port routes;
         };

@@ -4,7 +4,7 @@
 # and of each other. A clash is an evaluation error naming both and the option
 # to change: nothing would bind it at run time, and nothing would say why.
 #
-# To check another port (a NATS cluster's, say), add it to `listeners`.
+# To check another port, add it to `listeners`.
 { config, lib, ... }:
 let
   hlib = import ./lib.nix;
@@ -32,6 +32,13 @@ let
       option = "services.hyperhive.nats.monitorPort";
       what = "NATS monitoring";
       port = cfg.nats.monitorPort;
+    }
+  ]
+  ++ lib.optionals (cfg.nats.enable && cfg.nats.cluster.name != null) [
+    {
+      option = "services.hyperhive.nats.cluster.port";
+      what = "NATS cluster routes";
+      port = cfg.nats.cluster.port;
     }
   ];
 

@@ -21,6 +21,7 @@ def hive(**options: Any) -> dict[str, Any]:
 
 
 EXTERNAL_NATS_URL = "nats://nats.internal:4222"
+CLUSTER_ROUTES = ["nats-route://hive2.internal:6222", "nats-route://hive3.internal:6222"]
 
 HOSTS: dict[str, dict[str, Any]] = {
     # services.hyperhive.enable = true, nothing else.
@@ -54,6 +55,20 @@ HOSTS: dict[str, dict[str, Any]] = {
         dashboardPort=7443,
         containers={"prebuild": False},
     ),
+    # One node of a three-host NATS cluster, the hive's stream replicated three times.
+    "cluster": {
+        "networking": {"hostName": "hive1"},
+        **hive(
+            hiveName="lab",
+            stream={"replicas": 3},
+            nats={
+                "cluster": {
+                    "name": "lab-cluster",
+                    "routes": CLUSTER_ROUTES,
+                }
+            },
+        ),
+    },
     # The manager turned off: c0re still starts it, and nothing is built for it.
     "without-manager": hive(manager={"enable": False}),
     # Not enabled: agents declared, nothing of the hive may appear.
@@ -125,6 +140,18 @@ BAD_HOSTS: dict[str, BadHost] = {
     "neither-nats-nor-url": BadHost(
         hive(nats={"enable": False}),
         ("services.hyperhive.nats", "exactly one of nats.enable", "nats.url"),
+    ),
+    "cluster-routes-without-a-name": BadHost(
+        hive(nats={"cluster": {"routes": CLUSTER_ROUTES}}),
+        ("services.hyperhive.nats.cluster.routes", "set nats.cluster.name too"),
+    ),
+    "cluster-port-among-the-agents": BadHost(
+        hive(nats={"cluster": {"name": "lab-cluster", "port": 8500}}),
+        ("services.hyperhive.nats.cluster.port = 8500", "8100-8999", "pick a port"),
+    ),
+    "cluster-port-on-the-dashboard": BadHost(
+        hive(dashboardPort=6222, nats={"cluster": {"name": "lab-cluster"}}),
+        ("are both 6222", "own port"),
     ),
 }
 

@@ -149,6 +149,25 @@ def test_nats_runs_jetstream_on_loopback_with_its_store_under_the_state_dir(
     )
 
 
+def test_a_cluster_node_routes_to_its_peers_with_a_server_name_and_replicas(
+    evaluated: Evaluation,
+) -> None:
+    host = evaluated.host("cluster")
+    settings = host["nats"]["settings"]
+    assert settings["cluster"] == {
+        "name": "lab-cluster",
+        "port": 6222,
+        "routes": configs.CLUSTER_ROUTES,
+    }
+    assert settings["server_name"] == "hive1"  # JetStream in a cluster needs one per node
+    assert settings["host"] == "127.0.0.1"  # clients stay on loopback; routes listen apart
+    assert host["nats"]["jetstream"] is True
+    assert hive_toml(host)["stream"]["replicas"] == 3
+    single = evaluated.host("default")["nats"]["settings"]
+    assert "cluster" not in single
+    assert single["server_name"] == "nats"  # nixpkgs' default: one server needs no name
+
+
 def test_an_existing_nats_server_is_used_and_none_is_run(evaluated: Evaluation) -> None:
     host = evaluated.host("external-nats")
     assert host["nats"]["enable"] is False
