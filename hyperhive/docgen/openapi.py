@@ -57,9 +57,10 @@ def render_api_md() -> str:
             "",
             "# The dashboard's JSON API",
             "",
-            "What the dashboard's pages call, and what a script may call with the same session "
-            "(sign in at `/login` with the operator token; send the `hyperhive_csrf` cookie's "
-            "value as the `x-csrf-token` header on every POST). Every answer is "
+            "What the dashboard's pages call, and what a script may call: with the operator "
+            "token as `Authorization: Bearer <token>` on every request, or with a browser's "
+            "session (signed in at `/login`, the `hyperhive_csrf` cookie's value as the "
+            "`x-csrf-token` header on every POST). Every answer is "
             '`{"ok": true, "result": {...}}` or `{"ok": false, "error": "<one line>"}` with '
             "400 (a bad name or body), 401 (no session), 403 (CSRF, another site), 404 (no such "
             "hive), 409 (refused by c0re, with its reason), 413 (a body over 256 KiB) or 503 (no "

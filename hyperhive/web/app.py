@@ -32,7 +32,13 @@ from hyperhive.web.errors import HANDLERS
 from hyperhive.web.hives import Hub
 from hyperhive.web.login import LoginFlows
 from hyperhive.web.pages import PAGE_HANDLERS
-from hyperhive.web.security import Generations, SecurityMiddleware, csrf_config, session_auth
+from hyperhive.web.security import (
+    CsrfUnlessBearer,
+    Generations,
+    SecurityMiddleware,
+    csrf_config,
+    session_auth,
+)
 from hyperhive.web.sse import stream
 
 STATIC_DIR = Path(__file__).with_name(render.STATIC)
@@ -52,8 +58,11 @@ def create_app(cfg: HiveConfig, hub: Hub, logins: LoginFlows) -> Litestar:
         ],
         dependencies=DEPENDENCIES,
         state=State({"dashboard": Dashboard(cfg, hub, state_dir, logins)}),
-        middleware=[DefineMiddleware(SecurityMiddleware), auth.middleware],
-        csrf_config=csrf_config(state_dir),
+        middleware=[
+            DefineMiddleware(SecurityMiddleware),
+            auth.middleware,
+            DefineMiddleware(CsrfUnlessBearer, config=csrf_config(state_dir)),
+        ],
         exception_handlers=HANDLERS,
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(env)),
         openapi_config=OpenAPIConfig(

@@ -56,11 +56,21 @@ def on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Respon
     return refusal(400, f"invalid request: {details or exc.detail}")
 
 
-def on_not_authorized(request: Request[Any, Any, Any], _: NotAuthorizedException) -> Response[Any]:
-    if _wants_page(request):
+SIGN_IN = (
+    "sign in first: the operator token opens a session at /login "
+    "(or send it as `Authorization: Bearer <token>`)"
+)
+
+
+def on_not_authorized(
+    request: Request[Any, Any, Any], exc: NotAuthorizedException
+) -> Response[Any]:
+    if _wants_page(request) and "authorization" not in request.headers:
         target = quote(request.url.path, safe="/")
         return Redirect(f"/login?next={target}", status_code=303)
-    return refusal(401, "sign in first: the operator token opens a session at /login")
+    if exc.detail == "that is not the operator token":
+        return refusal(401, f"{exc.detail}: `hyperhive token` makes a new one")
+    return refusal(401, SIGN_IN)
 
 
 def on_forbidden(_: Request[Any, Any, Any], exc: PermissionDeniedException) -> Response[Any]:

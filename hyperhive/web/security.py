@@ -4,8 +4,11 @@
   exchanged once at `/login` for a sealed session cookie (HttpOnly,
   SameSite=Strict) that names the token generation it was issued under;
   `hyperhive token` starts a new generation and every session ends.
-* Without a session, pages redirect to `/login` and the API answers 401; only
-  `/login` and `/static/` are open.
+* A script may instead send the token itself, `Authorization: Bearer <token>`,
+  on every request (no cookie, so no CSRF token either: a browser never adds
+  that header on its own).
+* Without a session or the token, pages redirect to `/login` and the API
+  answers 401; only `/login` and `/static/` are open.
 * Every state-changing request carries the CSRF token (litestar's CSRF
   middleware, header `x-csrf-token`), and one that says it comes from another
   site (`Origin`, `Sec-Fetch-Site`) is refused before anything else.
@@ -24,8 +27,12 @@ from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.security.session_auth import SessionAuth
+from litestar.security.session_auth.middleware import SessionAuthMiddleware
 from litestar.types import (
     ASGIApp,
     HTTPResponseBodyEvent,
@@ -92,6 +99,49 @@ class Generations:
         return self._generation
 
 
+class TokenCheck:
+    """Is this the operator token? (the stored hash read again only when the file changes)"""
+
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
+        self._seen: tuple[float, int] | None = None
+        self._record: tokens.TokenRecord | None = None
+
+    def __call__(self, presented: str) -> bool:
+        try:
+            st = os.stat(self.state.operator_token)
+        except OSError:
+            return False
+        if (st.st_mtime, st.st_ino) != self._seen:
+            self._record = tokens.read_record(self.state)
+            self._seen = (st.st_mtime, st.st_ino)
+        record = self._record
+        if record is None or not presented or len(presented) > tokens.MAX_TOKEN:
+            return False
+        return hmac.compare_digest(tokens.digest(presented), record.sha256)
+
+
+BEARER = "bearer"
+
+
+def _auth_middleware(check: TokenCheck) -> type[SessionAuthMiddleware]:
+    class OperatorAuth(SessionAuthMiddleware):
+        """A session cookie, or the operator token as a bearer token (scripts)."""
+
+        async def authenticate_request(
+            self, connection: ASGIConnection[Any, Any, Any, Any]
+        ) -> AuthenticationResult:
+            header = connection.headers.get("authorization", "")
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() == BEARER:
+                if check(value.strip()):
+                    return AuthenticationResult(user="operator", auth=BEARER)
+                raise NotAuthorizedException("that is not the operator token")
+            return await super().authenticate_request(connection)
+
+    return OperatorAuth
+
+
 def session_auth(state: StateDir, generations: Generations) -> SessionAuth[Any, Any]:
     async def operator(session: dict[str, Any], _conn: ASGIConnection[Any, Any, Any, Any]) -> Any:
         gen = generations.current()
@@ -111,6 +161,7 @@ def session_auth(state: StateDir, generations: Generations) -> SessionAuth[Any, 
         session_backend_config=cookie,
         retrieve_user_handler=operator,
         exclude=OPEN_PATHS,
+        authentication_middleware_class=_auth_middleware(TokenCheck(state)),
     )
 
 
@@ -123,6 +174,20 @@ def csrf_config(state: StateDir) -> CSRFConfig:
         cookie_httponly=True,
         cookie_samesite="strict",
     )
+
+
+class CsrfUnlessBearer:
+    """litestar's CSRF middleware, for every request but one signed with the bearer token."""
+
+    def __init__(self, app: ASGIApp, config: CSRFConfig) -> None:
+        self.app = app
+        self.csrf = CSRFMiddleware(app=app, config=config)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("auth") == BEARER:
+            await self.app(scope, receive, send)
+        else:
+            await self.csrf(scope, receive, send)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

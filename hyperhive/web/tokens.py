@@ -38,7 +38,7 @@ class TokenRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 _decoder = msgspec.json.Decoder(TokenRecord)
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -64,7 +64,7 @@ def mint(state: StateDir, sign_out: bool = True) -> str:
     old = read_record(state) if not sign_out else None
     token = secrets.token_urlsafe(32)
     record = TokenRecord(
-        sha256=_digest(token),
+        sha256=digest(token),
         generation=old.generation if old is not None else secrets.token_hex(8),
         minted_at=datetime.now(UTC),
     )
@@ -84,7 +84,7 @@ def verify(state: StateDir, presented: str) -> TokenRecord | None:
     record = read_record(state)
     if record is None or not presented or len(presented) > MAX_TOKEN:
         return None
-    if hmac.compare_digest(_digest(presented), record.sha256):
+    if hmac.compare_digest(digest(presented), record.sha256):
         return record
     return None
 

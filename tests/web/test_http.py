@@ -9,6 +9,7 @@ import pytest
 from hyperhive.commands import verbs as v
 from hyperhive.statedir import StateDir
 from hyperhive.web import tokens
+from hyperhive.web.errors import SIGN_IN
 from tests.web.conftest import Dash, csrf_of, post_json, sign_in
 
 pytestmark = pytest.mark.nats
@@ -48,10 +49,7 @@ async def test_without_a_session_only_login_and_static_files_answer(dash: Dash) 
         for path in API_GETS:
             r = await anon.get(path)
             assert r.status_code == 401, (path, r.status_code)
-            assert r.json() == {
-                "ok": False,
-                "error": "sign in first: the operator token opens a session at /login",
-            }
+            assert r.json() == {"ok": False, "error": SIGN_IN}
         page = await anon.get("/login")
         assert page.status_code == 200
         for path in API_POSTS:
@@ -280,3 +278,26 @@ async def test_too_many_wrong_tokens_are_slowed_down(dash: Dash) -> None:
         ]
     assert statuses[:30] == [401] * 30
     assert statuses[-1] == 429
+
+
+async def test_a_script_may_use_the_token_itself_as_a_bearer_token(dash: Dash) -> None:
+    auth = {"authorization": f"Bearer {dash.token}"}
+    async with httpx.AsyncClient(base_url=dash.url, timeout=30) as c:
+        agents = await c.get("/api/h/web/agents", headers=auth)
+        assert agents.status_code == 200
+        assert {a["name"] for a in agents.json()["result"]["agents"]} == {"manager", "alice", "bob"}
+        # no cookie, so no CSRF token: a browser never sends this header by itself
+        sent = await c.post("/api/h/web/send", json={"to": "bob", "body": "scripted"}, headers=auth)
+        assert sent.status_code == 200, sent.text
+        assert "hyperhive_session" not in c.cookies
+        wrong = await c.get("/api/h/web/agents", headers={"authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert wrong.json()["error"].startswith("that is not the operator token")
+        forged = await c.post(
+            "/api/h/web/send",
+            json={"to": "bob", "body": "x"},
+            headers={**auth, "sec-fetch-site": "cross-site"},
+        )
+        assert forged.status_code == 403
+        tokens.mint(StateDir.at(dash.live.cfg.state_dir), sign_out=True)
+        assert (await c.get("/api/h/web/agents", headers=auth)).status_code == 401
