@@ -92,6 +92,7 @@ class Results:
     rates: dict[str, Rate] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # section -> why it failed
 
     def rate(self, key: str) -> float:
         r = self.rates.get(key)

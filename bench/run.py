@@ -149,17 +149,21 @@ async def run(p: Plan) -> Sections:
         if p.c0re:
             # c0re's hive lives on this server, its state dir the server's (the agent
             # users c0re writes must be the ones the server loads).
-            core_res = await core.run(state, p.core)
+            core_res = await _section(res, "c0re", core.run(state, p.core))
         if p.harness:
             # On a server of its own: a state dir holds one hive's event log, and
             # c0re's section leaves its hive's load on this one.
-            harness_res = await harness.run(tmp / "harness-state", p.harness_plan)
+            harness_res = await _section(
+                res, "harness", harness.run(tmp / "harness-state", p.harness_plan)
+            )
         if p.dash:
             # On a server and state dir of its own: 100 agents and a long log of its hive.
-            dash_res = await dashboard.run(tmp, p.dash_plan)
+            dash_res = await _section(res, "dashboard", dashboard.run(tmp, p.dash_plan))
         if p.cluster:
             # Its own servers: one, and a 3-node cluster, side by side.
-            cluster_res = await cluster.run(tmp / "cluster-section", p.cluster_plan)
+            cluster_res = await _section(
+                res, "cluster", cluster.run(tmp / "cluster-section", p.cluster_plan)
+            )
     finally:
         for c in (nc, nc2):
             if c is not None:
@@ -167,6 +171,16 @@ async def run(p: Plan) -> Sections:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return res, core_res, harness_res, dash_res, cluster_res
+
+
+async def _section(res: Results, name: str, work: Awaitable[T]) -> T | None:
+    """One section's figures; a section that fails is reported, and the others still run."""
+    try:
+        return await work
+    except Exception as exc:
+        say(f"{name}: FAILED: {type(exc).__name__}: {exc}")
+        res.failed[name] = f"{type(exc).__name__}: {exc}"
+        return None
 
 
 async def _run(p: Plan, res: Results, cfg: HiveConfig, nc: Client, nc2: Client, tmp: Path) -> None:
@@ -323,6 +337,8 @@ def report(p: Plan, sections: Sections, elapsed: float) -> str:
         out += "\n" + dashboard.report(p.dash_plan, dash_res)
     if cluster_res is not None:
         out += "\n" + cluster.report(p.cluster_plan, cluster_res)
+    for name, why in res.failed.items():
+        out += f"\n{name}: FAILED, no figures: {why}\n"
     return out
 
 
@@ -440,4 +456,4 @@ def main(
     start = time.perf_counter()
     sections = asyncio.run(run(p))
     print(report(p, sections, time.perf_counter() - start))
-    return 0
+    return 1 if sections[0].failed else 0

@@ -284,6 +284,52 @@ class LocalCluster:
         finally:
             await nc.close()
 
+    async def wait_all_current(self, hive: str, timeout: float = READY_TIMEOUT) -> None:
+        """Until the hive's stream and every replicated consumer of it have a leader and
+        every replica is current: only then may another node go down without one of
+        those groups losing its quorum (a node just restarted is still catching up on
+        each of them)."""
+        nc = await self.admin("test-cluster-all-current")
+        deadline = time.monotonic() + timeout
+        lagging = "?"
+        try:
+            while True:
+                with contextlib.suppress(nats.errors.Error, TimeoutError, js_errors.Error):
+                    lagging = await self._lagging(nc, subjects.stream_name(hive))
+                    if not lagging:
+                        return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"not current after {timeout:.0f}s: {lagging}")
+                await asyncio.sleep(0.2)  # sleep-ok: polls replica state inside a deadline
+        finally:
+            await nc.close()
+
+    async def _lagging(self, nc: Client, stream: str) -> str:
+        """The stream, or the first replicated consumer of it, that is not current; or ''."""
+        js = nc.jetstream(timeout=3)
+        for info in [await js.stream_info(stream)]:
+            groups: list[tuple[str, js_api.ClusterInfo | None, int]] = [
+                (f"stream {info.config.name}", info.cluster, info.config.num_replicas or 1)
+            ]
+            for ci in await js.consumers_info(info.config.name or ""):
+                name = str(ci.name)
+                # The services' durables (the projector's, the inboxes) are replicated as
+                # the stream is; readers' consumers have one replica and come and go.
+                if name == subjects.PROJECTOR_DURABLE or name.startswith(
+                    subjects.INBOX_DURABLE_PREFIX
+                ):
+                    size = ci.config.num_replicas or info.config.num_replicas or 1
+                    groups.append((f"consumer {name}", ci.cluster, size))
+            for what, c, size in groups:
+                if size <= 1:
+                    continue
+                peers = list(c.replicas or []) if c else []
+                if c is None or not c.leader or len(peers) < size - 1:
+                    return f"{what}: no leader or missing peers"
+                if not all(r.current and not r.offline for r in peers):
+                    return f"{what}: a replica is behind"
+        return ""
+
 
 @contextlib.contextmanager
 def local_cluster(state: Path) -> Iterator[LocalCluster]:
