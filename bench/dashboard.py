@@ -44,20 +44,13 @@ from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig, StreamConfig
 from hyperhive.statedir import StateDir
 from hyperhive.web import tokens
+from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS  # the browser as the tests run it
 
 HIVE = "bench-dash"
 AGENTS = 100
 LATENCY_EVENTS = 200
 RATE = 50.0  # events per second in the latency run
 TARGET_LOG = 1_000_000
-CHROMIUM = os.environ.get("HYPERHIVE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-gpu",
-]
 
 
 def say(text: str) -> None:

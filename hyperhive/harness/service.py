@@ -226,9 +226,10 @@ class Harness:
 
     # ------------------------------------------------------------ one turn
 
-    async def _turn(self, received: list[Received], trigger: str) -> None:
+    async def _turn(self, received: list[Received], trigger: str, compact: bool = False) -> None:
+        """One turn: the messages `received` woke it, or (`compact`) the operator's `/compact`."""
         me = await self.me() or {}
-        while me.get("paused"):  # paused after the message came: it waits with us
+        while me.get("paused") and not compact:  # paused after the message came: it waits
             await self._wait_woken(PAUSED_CHECK)
             me = await self.me() or {}
         model = str(me.get("model") or self.cfg.default_model)
@@ -251,13 +252,16 @@ class Harness:
         )
         self.transcripts.begin(turn_id, trigger, model)
         try:
-            prompt = prompts.wake_prompt(_messages(received), unread, trigger)
             system = prompts.system_prompt(
                 self.agent, self.hive, others, manager, str(self.home.root / "notes.md")
             )
-            outcome = await self._run_claude(turn_id, prompt, system, model, manager)
-            if outcome.result is not None and turns.too_long(outcome.result):
-                outcome = await self._compact_and_retry(turn_id, prompt, system, model, manager)
+            if compact:
+                outcome = await self._run_claude(turn_id, "/compact", system, model, manager)
+            else:
+                prompt = prompts.wake_prompt(_messages(received), unread, trigger)
+                outcome = await self._run_claude(turn_id, prompt, system, model, manager)
+                if outcome.result is not None and turns.too_long(outcome.result):
+                    outcome = await self._compact_and_retry(turn_id, prompt, system, model, manager)
             await self._ended(turn_id, outcome, loop.time() - started)
         except Exception as exc:  # a harness bug must not end the loop: the turn failed
             log.exception("harness %s: turn %s failed", self.agent, turn_id)
@@ -268,37 +272,8 @@ class Harness:
     async def _compact_turn(self) -> None:
         """The operator's `/compact`: one turn that compacts the session, reported as any turn."""
         by, self.compact_by = self.compact_by, None
-        me = await self.me() or {}
-        model = str(me.get("model") or self.cfg.default_model)
-        manager = bool(me.get("manager"))
-        others = [str(a) for a in me.get("agents", []) if isinstance(a, str)]
-        turn_id = new_id()
-        self.turn_id, self.cancelled_by = turn_id, None
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        await self.emit(
-            ev.TurnStarted(
-                hive=self.hive,
-                agent=self.agent,
-                source=ev.SOURCE_HARNESS,
-                turn_id=turn_id,
-                model=model,
-                trigger="operator",
-            )
-        )
         log.info("harness %s: compacting the session for %s", self.agent, by)
-        self.transcripts.begin(turn_id, "operator", model)
-        try:
-            system = prompts.system_prompt(
-                self.agent, self.hive, others, manager, str(self.home.root / "notes.md")
-            )
-            outcome = await self._run_claude(turn_id, "/compact", system, model, manager)
-            await self._ended(turn_id, outcome, loop.time() - started)
-        except Exception as exc:
-            log.exception("harness %s: compaction turn %s failed", self.agent, turn_id)
-            await self._failed(turn_id, f"the harness failed: {type(exc).__name__}: {exc}", 0)
-        finally:
-            self.turn_id = None
+        await self._turn([], "operator", compact=True)
 
     async def _compact_and_retry(
         self, turn_id: str, prompt: str, system: str, model: str, manager: bool

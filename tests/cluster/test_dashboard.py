@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -17,14 +16,10 @@ from hyperhive.bus.connect import connect, resolve_endpoint
 from hyperhive.bus.publish import publish_event
 from hyperhive.commands import verbs as v
 from hyperhive.config import HiveConfig
-from hyperhive.statedir import StateDir
-from hyperhive.web import tokens
-from hyperhive.web.hives import Hub
-from hyperhive.web.service import run_dashboard
 from tests.cluster.conftest import c0re_on
 from tests.clusters import LocalCluster
-from tests.helpers import stop_task, wait_until
-from tests.web.conftest import dashboard_for, sign_in
+from tests.helpers import wait_until
+from tests.web.conftest import dashboard_for, dashboard_on, sign_in
 from tests.web.test_sse import events_of
 
 pytestmark = [pytest.mark.nats, pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -93,24 +88,6 @@ async def test_the_dashboards_live_stream_goes_on_across_a_node_kill(
     assert set(acked.values()) <= set(got)
 
 
-@contextlib.asynccontextmanager
-async def dashboard_of_every_hive(cfg: HiveConfig) -> AsyncIterator[tuple[Hub, str, str]]:
-    token = tokens.mint(StateDir.at(cfg.state_dir).ensure(), sign_out=True)
-    ready: asyncio.Future[tuple[Hub, str]] = asyncio.get_running_loop().create_future()
-
-    def on_ready(hub: Hub, url: str) -> None:
-        if not ready.done():
-            ready.set_result((hub, url))
-
-    task = asyncio.create_task(run_dashboard(cfg, on_ready=on_ready))
-    try:
-        async with asyncio.timeout(30):
-            hub, url = await ready
-        yield hub, url, token
-    finally:
-        await stop_task(task, timeout=15)
-
-
 async def test_one_dashboard_serves_two_hives_with_a_switcher(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
@@ -124,7 +101,7 @@ async def test_one_dashboard_serves_two_hives_with_a_switcher(
             state_dir=str(tmp_path / "dashboard"),
             dashboard_port=0,
         )
-        async with dashboard_of_every_hive(cfg) as (hub, url, token):
+        async with dashboard_on(cfg) as (hub, url, token):
             await wait_until(
                 lambda: (
                     {"hive-a", "hive-b"} <= set(hub.hives)

@@ -24,6 +24,7 @@ import httpx
 import msgspec
 import pytest
 
+from hyperhive.config import HiveConfig
 from hyperhive.statedir import StateDir
 from hyperhive.web import tokens
 from hyperhive.web.hives import Hub
@@ -75,9 +76,10 @@ class Dash:
 
 
 @contextlib.asynccontextmanager
-async def dashboard_for(live: LiveHive) -> AsyncIterator[Dash]:
-    cfg = msgspec.structs.replace(live.cfg, dashboard_port=0, dashboard_address="127.0.0.1")
-    token = tokens.mint(StateDir.at(cfg.state_dir), sign_out=True)
+async def dashboard_on(cfg: HiveConfig) -> AsyncIterator[tuple[Hub, str, str]]:
+    """`run_dashboard` for `cfg` on a free loopback port: (hub, url, a fresh token)."""
+    cfg = msgspec.structs.replace(cfg, dashboard_port=0, dashboard_address="127.0.0.1")
+    token = tokens.mint(StateDir.at(cfg.state_dir).ensure(), sign_out=True)
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[tuple[Hub, str]] = loop.create_future()
 
@@ -93,11 +95,18 @@ async def dashboard_for(live: LiveHive) -> AsyncIterator[Dash]:
         if task.done():
             task.result()
         hub, url = ready.result()
+        yield hub, url, token
+    finally:
+        await stop_task(task, timeout=15)
+
+
+@contextlib.asynccontextmanager
+async def dashboard_for(live: LiveHive) -> AsyncIterator[Dash]:
+    """The dashboard of a live hive, caught up with its c0re."""
+    async with dashboard_on(live.cfg) as (hub, url, token):
         dash = Dash(live, hub, url, token)
         await dash.caught_up(timeout=30)
         yield dash
-    finally:
-        await stop_task(task, timeout=15)
 
 
 @pytest.fixture

@@ -226,9 +226,18 @@
     if (el) el.hidden = !broken;
   }
 
+  let held = null; // updates that arrive while a snapshot is on its way
   function onUpdate(e) {
     const u = JSON.parse(e.data);
     if (u.hive !== hive) return;
+    if (held) {
+      held.push(u); // applied after the snapshot, if newer than it
+      return;
+    }
+    applyUpdate(u);
+  }
+
+  function applyUpdate(u) {
     if (u.seq <= state.lastSeq) return; // seen already (a replay after reconnecting)
     for (const op of u.ops) apply(op);
     state.lastSeq = u.seq;
@@ -284,12 +293,16 @@
   // A snapshot of every section, morphed in; `listening`: the stream goes on by itself
   // (the shared worker's), so only the page catches up.
   async function resync(listening) {
+    held = held || [];
     try {
       const q = agent ? `?agent=${encodeURIComponent(agent)}` : '';
       const snap = await getJSON(`/ui/h/${encodeURIComponent(hive)}/snapshot${q}`);
       for (const op of snap.ops) apply(op);
       const before = state.lastSeq;
       state.lastSeq = snap.seq;
+      const later = held;
+      held = null;
+      for (const u of later) applyUpdate(u); // what the snapshot did not have yet
       tick();
       for (const hook of state.hooks) hook.resynced && hook.resynced(before, snap.seq);
       if (!listening) connect(snap.seq);
