@@ -156,7 +156,8 @@ async def post_json(client: httpx.AsyncClient, path: str, body: Any = None) -> h
 # ---------------------------------------------------------------- the browser
 
 
-def _install_chromium() -> None:
+def _install_chromium() -> str | None:
+    """Install Debian's chromium; None on success, else what went wrong."""
     try:
         proc = subprocess.run(
             ["/bin/sh", "-c", CHROMIUM_INSTALL],
@@ -166,12 +167,23 @@ def _install_chromium() -> None:
             timeout=1200,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.fail(f"CI: `{CHROMIUM_INSTALL}` could not run: {exc}")
+        return f"CI: `{CHROMIUM_INSTALL}` could not run: {exc}"
     if proc.returncode != 0:
-        pytest.fail(
+        return (
             f"CI: `{CHROMIUM_INSTALL}` failed ({proc.returncode}):\n"
             f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
         )
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # In CI, installing Debian's chromium (~150 MB) must not count against the first
+    # browser test's timeout: do it here, once, when any selected test needs it.
+    wanted = any(item.get_closest_marker("browser") for item in items)
+    if wanted and os.environ.get("CI") == "true" and not Path(CHROMIUM).exists():
+        failure = _install_chromium()
+        if failure is not None:
+            pytest.exit(failure, returncode=1)
 
 
 @pytest.fixture(scope="session")
@@ -183,7 +195,9 @@ def chromium() -> str:
                 f"chromium not found at {CHROMIUM}: `{CHROMIUM_INSTALL}` "
                 "(CI installs it; HYPERHIVE_CHROMIUM points elsewhere)"
             )
-        _install_chromium()
+        failure = _install_chromium()
+        if failure is not None:
+            pytest.fail(failure)
         if not Path(CHROMIUM).exists():
             found = shutil.which("chromium")
             pytest.fail(f"CI: chromium installed but not at {CHROMIUM} (on PATH: {found})")
