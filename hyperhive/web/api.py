@@ -8,6 +8,7 @@ this dashboard does not serve is 404, an agent name that is not one is 400.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -102,28 +103,20 @@ class CodeBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     code: Annotated[str, msgspec.Meta(max_length=512)]
 
 
-def _command(action: Action, name: str, note: str) -> Command:
-    if action == "start":
-        return v.Start(name=name)
-    if action == "stop":
-        return v.Stop(name=name)
-    if action == "restart":
-        return v.Restart(name=name)
-    if action == "rebuild":
-        return v.Rebuild(name=name)
-    if action == "pause":
-        return v.Pause(name=name)
-    if action == "resume":
-        return v.Resume(name=name)
-    if action == "destroy":
-        return v.Destroy(name=name)
-    if action == "purge":
-        return v.Destroy(name=name, purge=True)
-    if action == "kick":
-        return v.Kick(name=name, reason=note[:1024])
-    if action == "cancel-turn":
-        return v.CancelTurn(name=name)
-    return v.Spawn(name=name)  # revive: spawning a kept name brings its state back
+ACTIONS: dict[str, Callable[[str, str], Command]] = {
+    "start": lambda name, _: v.Start(name=name),
+    "stop": lambda name, _: v.Stop(name=name),
+    "restart": lambda name, _: v.Restart(name=name),
+    "rebuild": lambda name, _: v.Rebuild(name=name),
+    "pause": lambda name, _: v.Pause(name=name),
+    "resume": lambda name, _: v.Resume(name=name),
+    "destroy": lambda name, _: v.Destroy(name=name),
+    "purge": lambda name, _: v.Destroy(name=name, purge=True),
+    "kick": lambda name, note: v.Kick(name=name, reason=note[:1024]),
+    "cancel-turn": lambda name, _: v.CancelTurn(name=name),
+    # a kept name spawned again gets its state back
+    "revive": lambda name, _: v.Spawn(name=name),
+}
 
 
 def _local(hub: Hub, view: HiveView) -> None:
@@ -257,7 +250,8 @@ class HiveApi(Controller):
     ) -> Reply:
         """A lifecycle action on an agent: start, stop, restart, rebuild, pause, resume,
         destroy, purge, kick, cancel-turn, revive."""
-        return ok(await hub.command(view.hive, _command(action, agent, data.note if data else "")))
+        cmd = ACTIONS[action](agent, data.note if data else "")
+        return ok(await hub.command(view.hive, cmd))
 
     @post("/agents/{name:str}/model", status_code=200)
     async def model(

@@ -19,10 +19,10 @@ import contextlib
 import logging
 import sqlite3
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import msgspec
@@ -49,7 +49,8 @@ INBOX_KEEP = 100  # messages to the operator kept in memory
 LISTENER_QUEUE = 8192  # updates waiting for one slow browser before it must resync
 OPERATOR_INBOX = "operator"
 
-Op = tuple[str, str, str]  # (morph | remove | append | prepend, element id, html)
+Op = tuple[str, str, str]
+T = TypeVar("T")  # (morph | remove | append | prepend, element id, html)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,27 +284,27 @@ class HiveView:
                 ops.append(("morph", f"inbox-count-{name}", p.inbox_count(name, a.inbox)))
         if old.kept is not new.kept and old.kept != new.kept:
             ops.append(("morph", "kept", p.kept_list(self.hive, present.kept_views(new))))
-        counts_changed = False
+        cards: list[Op] = []
         if old.questions is not new.questions:
-            for qid, q in new.questions.items():
-                before = old.questions.get(qid)
-                if before is None and q.status == "open":
-                    card = p.question_card(self.hive, present.question_view(q))
-                    ops.append(("append", "questions", card))
-                    counts_changed = True
-                elif before is not None and before.status == "open" and q.status != "open":
-                    ops.append(("remove", f"q-{qid}", ""))
-                    counts_changed = True
+            cards += _cards(
+                old.questions,
+                new.questions,
+                lambda q: q.status == "open",
+                lambda q: p.question_card(self.hive, present.question_view(q)),
+                "questions",
+                "q",
+            )
         if old.approvals is not new.approvals:
-            for aid, appr in new.approvals.items():
-                prior = old.approvals.get(aid)
-                if prior is None and appr.status == "pending":
-                    card = p.approval_card(self.hive, present.approval_view(appr))
-                    ops.append(("append", "approvals", card))
-                    counts_changed = True
-                elif prior is not None and prior.status == "pending" and appr.status != "pending":
-                    ops.append(("remove", f"a-{aid}", ""))
-                    counts_changed = True
+            cards += _cards(
+                old.approvals,
+                new.approvals,
+                lambda a: a.status == "pending",
+                lambda a: p.approval_card(self.hive, present.approval_view(a)),
+                "approvals",
+                "a",
+            )
+        ops += cards
+        counts_changed = bool(cards)
         if counts_changed:
             ops.append(("morph", "counts", self.counts_html()))
         return ops
@@ -409,6 +410,27 @@ class HiveView:
             ops.append(("morph", f"state-{agent}", p.state_row(self.hive, a)))
             ops.append(("morph", f"inbox-count-{agent}", p.inbox_count(agent, a.inbox)))
         return ops
+
+
+def _cards(
+    old: Mapping[str, T],
+    new: Mapping[str, T],
+    waiting: Callable[[T], bool],
+    card: Callable[[T], str],
+    container: str,
+    prefix: str,
+) -> list[Op]:
+    """Cards to add (newly waiting) and to remove (no longer waiting) of a section."""
+    ops: list[Op] = []
+    for key, item in new.items():
+        before = old.get(key)
+        if before is item:
+            continue
+        if waiting(item) and (before is None or not waiting(before)):
+            ops.append(("append", container, card(item)))
+        elif before is not None and waiting(before) and not waiting(item):
+            ops.append(("remove", f"{prefix}-{key}", ""))
+    return ops
 
 
 def _fold(state: HiveState, rec: Record) -> HiveState:
