@@ -3,6 +3,7 @@ with its slash commands, and its Claude login panel."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from hyperhive import events as ev
 from hyperhive.bus.publish import publish_event
 from tests.harness.test_loop import Events
 from tests.helpers import wait_until
-from tests.web.browser import open_browser, signed_in, until
+from tests.web.browser import open_browser, reached, signed_in, until
 from tests.web.conftest import Dash
 from tests.web.test_browser_actions import received
 
@@ -187,3 +188,20 @@ async def test_an_unknown_agent_has_no_page(dash: Dash, browser: Browser) -> Non
     response = await page.goto(dash.at("/h/web/agents/..%2F..%2Fetc"))
     assert response is not None
     assert response.status in (400, 404)
+
+
+async def test_a_flood_of_steps_keeps_the_terminal_bounded_and_the_page_live(
+    dash: Dash, browser: Browser
+) -> None:
+    page, watched = await signed_in(browser, dash, "/h/web/agents/alice")
+    js = (await dash.live.as_agent("alice")).jetstream()
+    flood = [step("text", f"line {i}") for i in range(2500)]
+    for i in range(0, len(flood), 250):
+        await asyncio.gather(*(publish_event(js, e) for e in flood[i : i + 250]))
+    seq = await dash.caught_up(timeout=30)
+    await reached(page, seq, timeout=30)
+    lines = page.locator("#term-alice .line")
+    assert await lines.count() == 2000  # the oldest went
+    assert await lines.last.inner_text() == "line 2499"
+    assert await lines.first.inner_text() == "line 500"
+    assert watched.page_errors == []

@@ -108,7 +108,9 @@
     return t.content.firstElementChild;
   }
 
-  const FEED_MAX = 500;
+  const FEED_MAX = 500; // rows of the event feed
+  const TERMINAL_MAX = 2000; // lines of an agent's terminal (a long session, a flood)
+  const MESSAGES_MAX = 200; // messages of an inbox panel
 
   function atBottom(el) {
     return el.scrollHeight - el.scrollTop - el.clientHeight < 24;
@@ -142,6 +144,10 @@
     }
     if (el.id === 'feed') {
       while (el.children.length > FEED_MAX) el.lastElementChild.remove();
+    } else if (el.classList.contains('terminal')) {
+      while (el.children.length > TERMINAL_MAX) el.firstElementChild.remove();
+    } else if (el.classList.contains('messages')) {
+      while (el.children.length > MESSAGES_MAX) el.lastElementChild.remove();
     }
     for (const hook of state.hooks) hook.added && hook.added(node, el);
   }
