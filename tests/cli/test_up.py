@@ -248,14 +248,19 @@ def test_hyperhive_dashboard_alone_mints_a_token_once(tmp_path: Path) -> None:
     procs = [server]
     try:
         _wait_for_line(server, "nats-server ready at")
-        first = subprocess.Popen(
-            [str(BIN / "hyperhive"), "dashboard"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=_env(state),
-        )
-        procs.append(first)
+
+        def dashboard() -> subprocess.Popen[str]:
+            proc = subprocess.Popen(
+                [str(BIN / "hyperhive"), "dashboard"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=_env(state),
+            )
+            procs.append(proc)
+            return proc
+
+        first = dashboard()
         lines = _wait_for_line(first, "operator token")
         assert "shown once" in lines[-1]
         url = lines[-2].split()[-1]
@@ -263,15 +268,7 @@ def test_hyperhive_dashboard_alone_mints_a_token_once(tmp_path: Path) -> None:
         assert _signed_in_status(url, token) == 200
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=30) == 0
-        again = subprocess.Popen(
-            [str(BIN / "hyperhive"), "dashboard"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=_env(state),
-        )
-        procs.append(again)
-        lines = _wait_for_line(again, "operator token")
+        lines = _wait_for_line(dashboard(), "operator token")
         assert "hyperhive token" in lines[-1]
         assert token not in lines[-1]
         url = lines[-2].split()[-1]

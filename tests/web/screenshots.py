@@ -79,7 +79,22 @@ async def main(out: Path) -> None:
             await live.op(v.Pause(name="carol"))
             js = (await live.as_agent("alice")).jetstream()
             turn = "01JSCREENSH0T0000000000001"
-            for e in (
+
+            def step(kind: ev.StepKind, excerpt: str, tool: str | None = None) -> ev.TurnStep:
+                return ev.TurnStep(
+                    hive=hive,
+                    agent="alice",
+                    source="harness",
+                    turn_id=turn,
+                    step=kind,
+                    tool=tool,
+                    excerpt=excerpt,
+                )
+
+            failures = "\n".join(
+                f"{120 + i}: FAIL test_reconnect_after_restart (timeout {i}s)" for i in range(9)
+            )
+            story: list[ev.Event] = [
                 ev.TurnStarted(
                     hive=hive,
                     agent="alice",
@@ -88,68 +103,19 @@ async def main(out: Path) -> None:
                     model="sonnet",
                     trigger="message",
                 ),
-                ev.TurnStep(
-                    hive=hive,
-                    agent="alice",
-                    source="harness",
-                    turn_id=turn,
-                    step="text",
-                    excerpt="Let me look at the last failing run first.",
+                step("text", "Let me look at the last failing run first."),
+                step("tool_use", "Bash $ grep -n FAIL ci/logs/integration-1841.txt", "Bash"),
+                step("tool_result", failures),
+                step("tool_use", "Read /src/tests/test_reconnect.py", "Read"),
+                step(
+                    "tool_result", "def test_reconnect_after_restart(server):\n    server.restart()"
                 ),
-                ev.TurnStep(
-                    hive=hive,
-                    agent="alice",
-                    source="harness",
-                    turn_id=turn,
-                    step="tool_use",
-                    tool="Bash",
-                    excerpt="Bash $ grep -n FAIL ci/logs/integration-1841.txt",
+                step(
+                    "tool_use",
+                    "send → bob: the reconnect test waits on a fixed sleep; I'll switch it to an event",
+                    "mcp__hyperhive__send",
                 ),
-                ev.TurnStep(
-                    hive=hive,
-                    agent="alice",
-                    source="harness",
-                    turn_id=turn,
-                    step="tool_result",
-                    excerpt="\n".join(
-                        f"{120 + i}: FAIL test_reconnect_after_restart (timeout {i}s)"
-                        for i in range(9)
-                    ),
-                ),
-                ev.TurnStep(
-                    hive=hive,
-                    agent="alice",
-                    source="harness",
-                    turn_id=turn,
-                    step="tool_use",
-                    tool="Read",
-                    excerpt="Read /src/tests/test_reconnect.py",
-                ),
-                ev.TurnStep(
-                    hive=hive,
-                    agent="alice",
-                    source="harness",
-                    turn_id=turn,
-                    step="tool_result",
-                    excerpt="def test_reconnect_after_restart(server):\n    server.restart()",
-                ),
-                ev.TurnStep(
-                    hive=hive,
-                    agent="alice",
-                    source="harness",
-                    turn_id=turn,
-                    step="tool_use",
-                    tool="mcp__hyperhive__send",
-                    excerpt="send → bob: the reconnect test waits on a fixed sleep; I'll switch it to an event",
-                ),
-                ev.TurnStep(
-                    hive=hive,
-                    agent="alice",
-                    source="harness",
-                    turn_id=turn,
-                    step="tool_result",
-                    excerpt="sent to bob",
-                ),
+                step("tool_result", "sent to bob"),
                 ev.TurnFinished(
                     hive=hive,
                     agent="alice",
@@ -159,23 +125,20 @@ async def main(out: Path) -> None:
                     cost_usd=0.0842,
                     num_turns=6,
                 ),
+            ]
+            turn = turn + "2"
+            story += [
                 ev.TurnStarted(
                     hive=hive,
                     agent="alice",
                     source="harness",
-                    turn_id=turn + "2",
+                    turn_id=turn,
                     model="sonnet",
                     trigger="message",
                 ),
-                ev.TurnStep(
-                    hive=hive,
-                    agent="alice",
-                    source="harness",
-                    turn_id=turn + "2",
-                    step="text",
-                    excerpt="Now replacing the sleep with a wait on the server's ready event.",
-                ),
-            ):
+                step("text", "Now replacing the sleep with a wait on the server's ready event."),
+            ]
+            for e in story:
                 await publish_event(js, e)
             async with dashboard_for(live) as dash, open_browser(CHROMIUM) as browser:
                 await dash.caught_up()
