@@ -174,6 +174,7 @@ class Request:
     time: float
     entry: Entry | None = None
     message_id: str | None = None
+    deltas: int = 0  # content deltas written to the client so far (a streamed answer)
     aborted: bool = False
     done: bool = False
 
@@ -719,7 +720,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         usage.update(entry.usage or {})
         model = str(body.get("model") or "claude-fake")
         if body.get("stream"):
-            self._stream(message_id, model, blocks, _stop_reason(entry), usage, delay)
+            self._stream(request, message_id, model, blocks, _stop_reason(entry), usage, delay)
             return
         if delay:
             self._sleep(delay)
@@ -739,6 +740,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _stream(
         self,
+        request: Request,
         message_id: str,
         model: str,
         blocks: list[dict[str, Any]],
@@ -798,6 +800,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 )
                 self._event({"type": "content_block_start", "index": index, "content_block": start})
             self._event({"type": "content_block_delta", "index": index, "delta": delta})
+            request.deltas += 1
+            self.owner._touch()
             if pause:
                 self._sleep(pause)
         if current is not None:

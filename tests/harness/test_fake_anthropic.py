@@ -115,8 +115,9 @@ def test_sigint_mid_answer_ends_the_cli_and_the_session_resumes(
     )
     try:
         request = fake_api.wait_main(1)
-        fake_api.wait_for(lambda _: request.message_id is not None)
-        time.sleep(0.3)  # sleep-ok: lets the first deltas reach the CLI, so it is mid-answer
+        # The second delta goes out one pause (1.5 s) after the first: the CLI, reading
+        # all along, has the start of the answer by then, however busy the machine.
+        fake_api.wait_for(lambda _: request.deltas >= 2, timeout=30)
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=5)
