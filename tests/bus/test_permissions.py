@@ -993,7 +993,8 @@ async def test_a_pull_replying_on_a_stream_subject_stores_the_delivery_again(wor
         earlier test on the same hive is not ours to count."""
         last = int((await js.stream_info(stream)).state.last_seq)
         stored = [await js.get_msg(stream, seq) for seq in range(1, last + 1)]
-        return [(m.subject, m.data) for m in stored if m.data in (b'{"n": 1}', b'{"n": 2}')]
+        pairs = [(str(m.subject), bytes(m.data or b"")) for m in stored]
+        return [(subject, data) for subject, data in pairs if data in (b'{"n": 1}', b'{"n": 2}')]
 
     async def copied() -> bool:
         return len(await ours()) >= 3
