@@ -111,9 +111,11 @@ class Hub:
             except EXPECTED as exc:
                 delay = backoff.next_delay()
                 log.warning("dashboard: hive %s: %s; again in %.1fs", view.hive, exc, delay)
+                view.set_problem(str(exc))
             except Exception:
                 delay = backoff.next_delay()
                 log.exception("dashboard: hive %s failed; again in %.1fs", view.hive, delay)
+                view.set_problem("reading the hive failed: the dashboard's log says why")
             else:
                 delay = backoff.next_delay()
             view.loaded.clear()

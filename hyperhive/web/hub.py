@@ -148,6 +148,8 @@ class HiveView:
         self.log_path = log_path
         self.state = HiveState(hive=hive)
         self.loaded = asyncio.Event()
+        self.tried = asyncio.Event()  # a first load has succeeded or failed: pages wait no more
+        self.problem: str | None = None  # why the last load or follow failed (a banner)
         self.ring: deque[Update] = deque(maxlen=RING)
         self.feed: deque[present.EventView] = deque(maxlen=FEED_BACKFILL)
         self.operator_inbox: deque[present.MessageView] = deque(maxlen=INBOX_KEEP)
@@ -192,6 +194,7 @@ class HiveView:
         self.state = state
         await self._backfill(nc, hs)
         self.loaded.set()
+        self.set_problem(None)
         self._broadcast_resync()
         log.info(
             "dashboard: hive %s at seq %d (%d agents)", self.hive, state.position, len(state.agents)
@@ -349,8 +352,8 @@ class HiveView:
         """
         listener = Listener()
         self.listeners.add(listener)
-        if not self.loaded.is_set():
-            return listener, None
+        if not self.loaded.is_set():  # it waits: the load ends in a resync for everyone
+            return listener, []
         if after is None or after == self.position:
             return listener, []
         if after > self.position:  # a sequence this view never had: another stream's
@@ -371,7 +374,27 @@ class HiveView:
     def set_connected(self, up: bool) -> None:
         """Tell every browser whether the dashboard is connected to NATS (a banner)."""
         self.connected = up
-        status = Update(0, _encode({"connected": up, "html": self.parts.nats_banner(up)}), "status")
+        self._broadcast_status()
+
+    def set_problem(self, problem: str | None) -> None:
+        """Tell every browser why the hive's state cannot be read, or that it can again."""
+        self.tried.set()
+        if problem != self.problem:
+            self.problem = problem
+            self._broadcast_status()
+
+    def status_payload(self) -> bytes:
+        """The banners' state: NATS connected or not, and the hive's problem if any."""
+        return _encode(
+            {
+                "connected": self.connected,
+                "html": self.parts.nats_banner(self.connected),
+                "hive_html": self.parts.hive_banner(self.problem),
+            }
+        )
+
+    def _broadcast_status(self) -> None:
+        status = Update(0, self.status_payload(), "status")
         for listener in list(self.listeners):
             self._offer(listener, status)
 
@@ -400,6 +423,7 @@ class HiveView:
             ("morph", "agents", p.agents_list(self.hive, self.agent_views())),
             ("morph", "kept", p.kept_list(self.hive, present.kept_views(s))),
             ("morph", "banner-ports", p.ports_banner(present.port_collisions(s))),
+            ("morph", "banner-hive", p.hive_banner(self.problem)),
             ("morph", "counts", self.counts_html()),
             ("morph", "questions", p.questions_list(self.hive, present.open_questions(s))),
             ("morph", "approvals", p.approvals_list(self.hive, present.pending_approvals(s))),

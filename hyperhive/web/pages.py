@@ -32,7 +32,7 @@ from hyperhive.web.hives import Hub
 from hyperhive.web.hub import HiveView
 from hyperhive.web.security import safe_next
 
-LOAD_WAIT = 5.0  # a page waits this long for its hive's state on a fresh start
+LOAD_WAIT = 5.0  # a page waits at most this long for its hive's first load to end
 TERMINAL_LINES = 400
 AGENT_MESSAGES = 40
 FEED_PAGE = 100
@@ -47,7 +47,7 @@ class LoginForm(msgspec.Struct):
 async def _loaded(view: ViewDep) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(LOAD_WAIT):
-            await view.loaded.wait()
+            await view.tried.wait()  # loaded, or failed (shown as a banner)
 
 
 # ---------------------------------------------------------------- signing in
@@ -109,6 +109,7 @@ async def hive_page(hub: HubDep, view: ViewDep) -> Template:
             "hives": hub.hives,
             "seq": state.position,
             "connected": view.connected,
+            "problem": view.problem,
             "agents": present.agent_views(state, view.default_model),
             "kept": present.kept_views(state),
             "collisions": present.port_collisions(state),
@@ -170,6 +171,7 @@ async def agent_page(hub: HubDep, view: ViewDep, agent: AgentDep) -> Template:
             "hive": view.hive,
             "seq": state.position,
             "connected": view.connected,
+            "problem": view.problem,
             "agent": a,
             "lines": lines,
             "messages": messages,

@@ -51,9 +51,7 @@ def _last_event_id(request: Request[Any, Any, Any], since: int | None) -> int | 
 async def _updates(view: ViewDep, after: int | None) -> AsyncIterator[ServerSentEventMessage]:
     listener, backlog = view.listen(after)
     try:
-        status = msgspec.json.encode(
-            {"connected": view.connected, "html": view.parts.nats_banner(view.connected)}
-        )
+        status = view.status_payload()
         yield ServerSentEventMessage(data=status.decode(), event="status", retry=RETRY_MS)
         if backlog is None:
             yield _resync(view)

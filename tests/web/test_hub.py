@@ -191,7 +191,11 @@ def test_a_listener_gets_the_backlog_it_missed_then_the_rest(view: HiveView) -> 
     view.ring.clear()
     assert view.listen(after=1)[1] is None  # too old for the ring: resync
     view.loaded.clear()
-    assert view.listen(after=4)[1] is None  # still loading: resync when loaded
+    waiting, backlog = view.listen(after=4)
+    assert backlog == []  # still (re)loading: it waits, and the load ends in a resync
+    view._broadcast_resync()
+    assert waiting.stale
+    assert waiting.queue.get_nowait() is None
 
 
 def test_a_listener_that_falls_behind_is_cut_loose_and_told(view: HiveView) -> None:

@@ -257,6 +257,7 @@
     const s = JSON.parse(data);
     state.connected = s.connected;
     apply(['morph', 'banner-nats', s.html]);
+    if (s.hive_html !== undefined) apply(['morph', 'banner-hive', s.hive_html]);
   }
 
   // One live stream per hive for all of this browser's tabs (a SharedWorker: a browser
