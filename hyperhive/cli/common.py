@@ -164,7 +164,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; Ctrl-C stops it (exit 130), always.
 
     SIGINT cancels the command, again and again until it has ended (a cancel can
-    be lost on Python 3.11, see `service.cancel_and_wait`), then exits 130. A
+    be lost, see `service.cancel_and_wait`), then exits 130. A
     service installs its own SIGINT/SIGTERM handling inside (`run_until_signalled`).
     """
     return asyncio.run(_interruptible(coro))
