@@ -135,12 +135,27 @@ async def keep_running(
             await attempt()
             continue
         except EXPECTED as exc:
+            stop_if_cancelled(exc)
             delay = backoff.next_delay()
             logger.warning("%s: %s; starting again in %.1fs", what, exc, delay)
-        except Exception:
+        except Exception as exc:
+            stop_if_cancelled(exc)
             delay = backoff.next_delay()
             logger.exception("%s: unexpected failure; starting again in %.1fs", what, delay)
         await asyncio.sleep(delay)
+
+
+def stop_if_cancelled(failure: BaseException) -> None:
+    """Raise `CancelledError` if this task was asked to stop, whatever ended its attempt.
+
+    For the loops that start an attempt again after a failure: a cancel must end
+    them even when its `CancelledError` never arrived (a library swallowed it, or
+    a cleanup on the way out failed with an error of its own, which replaced it).
+    A task that was cancelled counts it (`Task.cancelling()`) until it has ended.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling() > 0:
+        raise asyncio.CancelledError from failure
 
 
 ANNOUNCE_BUDGET = 10.0

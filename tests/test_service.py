@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 
 import pytest
 
 from hyperhive.backoff import Backoff
-from hyperhive.service import cancel_and_wait, run_until_signalled
+from hyperhive.service import cancel_and_wait, keep_running, run_until_signalled
+from tests.helpers import wait_until
 
 
 async def forever() -> None:
@@ -130,3 +132,48 @@ async def test_a_service_cleaning_up_slowly_is_not_cut_short_by_a_repeated_cance
     )
     assert got == signal.SIGTERM
     assert announced.is_set()  # not interrupted by the repeats meant for lost cancels
+
+
+async def test_a_cancel_whose_cleanup_fails_with_another_error_still_stops_keep_running() -> None:
+    """The attempt's way out fails (a connection's close meets a dead server): that error
+    replaces the cancel, and keep_running must stop, not start the attempt again."""
+    attempts = 0
+    entered = asyncio.Event()
+
+    async def attempt() -> None:
+        nonlocal attempts
+        attempts += 1
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if attempts == 1:  # a second attempt (the bug) stops as it should
+                raise ConnectionResetError("Connection lost")
+
+    quick = Backoff(first=0.01, cap=0.01)
+    task = asyncio.create_task(keep_running("svc", attempt, quick, logging.getLogger("test")))
+    await entered.wait()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    if not done:
+        await cancel_and_wait([task])
+    assert attempts == 1, "keep_running started the attempt again after its cancel"
+    assert task.cancelled()
+
+
+async def test_keep_running_starts_a_failed_attempt_again() -> None:
+    failures = 0
+
+    async def attempt() -> None:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise ConnectionResetError("Connection lost")
+        await asyncio.Event().wait()
+
+    quick = Backoff(first=0.001, cap=0.001)
+    task = asyncio.create_task(keep_running("svc", attempt, quick, logging.getLogger("test")))
+    await wait_until(lambda: failures == 2, 5, what="two failed attempts")
+    assert not task.done()
+    await cancel_and_wait([task])
+    assert task.cancelled()

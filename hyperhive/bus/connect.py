@@ -273,11 +273,16 @@ async def open_nats(
         # Not drain(): it waits for every subscription's in-flight deliveries, which
         # makes a cancelled consumer slow to stop. Publishes are awaited (acked) by
         # their callers and unacked deliveries come back, so flush and close is enough.
+        # A flush or close that fails (the server went away) is not news, and must not
+        # replace what ends the block: a cancel turned into an OSError was a service
+        # that retried instead of stopping.
         if nc.is_connected:
-            with contextlib.suppress(TimeoutError, nats.errors.Error):
+            with contextlib.suppress(Exception):
                 await nc.flush(timeout=1)
-        # Shielded: a second cancel must not leave the socket open.
-        await asyncio.shield(nc.close())
+        try:
+            await asyncio.shield(nc.close())  # shielded: a second cancel must not leave it open
+        except Exception as exc:
+            log.debug("closing %s: %s", name, _reason(exc))
 
 
 START_HINT = "start one with `hyperhive up` (or `hyperhive nats`), or pass --nats URL"

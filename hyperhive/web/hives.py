@@ -31,7 +31,7 @@ from hyperhive.commands import Command, CommandRefused, decode_reply
 from hyperhive.config import HiveConfig
 from hyperhive.errors import HyperhiveError, NotConnected
 from hyperhive.names import ALL_HIVES, OPERATOR, ROLE_OPERATOR
-from hyperhive.service import EXPECTED, cancel_and_wait
+from hyperhive.service import EXPECTED, cancel_and_wait, stop_if_cancelled
 from hyperhive.statedir import StateDir
 from hyperhive.web.hub import HiveView, log_hive
 from hyperhive.web.render import Parts
@@ -109,10 +109,12 @@ class Hub:
             try:
                 await view.run(nc)
             except EXPECTED as exc:
+                stop_if_cancelled(exc)
                 delay = backoff.next_delay()
                 log.warning("dashboard: hive %s: %s; again in %.1fs", view.hive, exc, delay)
                 view.set_problem(str(exc))
-            except Exception:
+            except Exception as exc:
+                stop_if_cancelled(exc)
                 delay = backoff.next_delay()
                 log.exception("dashboard: hive %s failed; again in %.1fs", view.hive, delay)
                 view.set_problem("reading the hive failed: the dashboard's log says why")

@@ -31,6 +31,7 @@ from hyperhive.config import HiveConfig
 from hyperhive.errors import HyperhiveError, NotConnected
 from hyperhive.harness.mcp.tools import Outcome, Tools, error
 from hyperhive.names import agent_role
+from hyperhive.service import stop_if_cancelled
 
 log = logging.getLogger("hyperhive.mcp")
 
@@ -57,6 +58,7 @@ class HiveLink:
                     self._nc.set_result(nc)
                     await asyncio.Event().wait()
             except HyperhiveError as exc:  # no server info yet, unreadable credentials
+                stop_if_cancelled(exc)
                 self._last_error = str(exc)
                 delay = backoff.next_delay()
                 log.warning("mcp: cannot reach the hive yet (%s); retrying in %.1fs", exc, delay)
