@@ -1,9 +1,11 @@
 """Owning a state dir: a lock the kernel releases with its holder, however it dies.
 
 `hyperhive up` and `hyperhive nats` hold `<state>/up.lock` (flock) for as long
-as they run. A second one on the same state dir waits a moment for a dying
-predecessor (a SIGKILL'd `up` whose lock the kernel is releasing), then refuses,
-naming the holder. The lock file holds the holder's pid, for that message only:
+as they run. A second one on the same state dir is refused at once, naming
+the holder, when the holder is a live process; it waits a moment (up to
+`WAIT_FOR_PREDECESSOR`) only for a dying predecessor (a SIGKILL'd `up` whose
+lock the kernel is releasing) or a holder that has not yet written its pid.
+The lock file holds the holder's pid, for that message and that shortcut only:
 the lock itself is the truth, not the pid.
 """
 
@@ -22,12 +24,38 @@ WAIT_FOR_PREDECESSOR = 5.0
 POLL = 0.05
 
 
-def _holder(path: Path) -> str:
+def _holder_pid(path: Path) -> int:
     with contextlib.suppress(OSError, ValueError):
-        pid = int(path.read_text().strip() or "0")
-        if pid:
-            return f" (pid {pid})"
-    return ""
+        return int(path.read_text().strip() or "0")
+    return 0
+
+
+def _holder(path: Path) -> str:
+    pid = _holder_pid(path)
+    return f" (pid {pid})" if pid else ""
+
+
+PF_EXITING = 0x4  # /proc/<pid>/stat flags: the process has begun to exit
+SIGKILL_BIT = 1 << (9 - 1)  # SIGKILL in /proc/<pid>/status's pending-signal masks
+
+
+def _running(pid: int) -> bool:
+    """True if `pid` is a live process, neither gone nor dying (exiting, a zombie, or
+    with a SIGKILL on its way)."""
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/status").read_text()
+        state, flags = fields[0], int(fields[6])
+    except (OSError, IndexError, ValueError):
+        return False
+    if state in ("Z", "X", "x") or flags & PF_EXITING:
+        return False
+    for line in status.splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & SIGKILL_BIT:
+            return False
+    return True
 
 
 @contextlib.contextmanager
@@ -44,7 +72,7 @@ def hold(path: Path, what: str, wait: float = WAIT_FOR_PREDECESSOR) -> Iterator[
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                if _running(_holder_pid(path)) or time.monotonic() >= deadline:
                     raise ServerError(
                         f"{what} already runs for {path.parent}{_holder(path)}: "
                         "stop it first (one owner per state dir)"

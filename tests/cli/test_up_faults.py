@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +53,19 @@ def ups() -> Iterator[list[subprocess.Popen[str]]]:
             proc.stdout.close()
 
 
+def _first_to_exit(procs: list[subprocess.Popen[str]], timeout: float) -> subprocess.Popen[str]:
+    """The first of `procs` to exit, within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in procs:
+            try:
+                proc.wait(timeout=0.05)  # a deadline on each, not a sleep
+                return proc
+            except subprocess.TimeoutExpired:
+                pass
+    raise AssertionError(f"none of {[p.pid for p in procs]} exited within {timeout}s")
+
+
 def server_pid(state: Path) -> int:
     return int(json.loads((state / "nats" / "server.json").read_text())["pid"])
 
@@ -90,21 +104,15 @@ def test_two_ups_started_at_once_on_one_state_dir_one_wins_one_is_refused(
     a = start_up(state, tmp_path)
     b = start_up(state, tmp_path)
     ups.extend([a, b])
-    outs = {}
-    for proc in (a, b):
-        try:
-            out, _ = proc.communicate(timeout=8)
-            outs[proc.pid] = (proc.returncode, out)
-        except subprocess.TimeoutExpired:
-            outs[proc.pid] = (None, "")  # still running: the winner
-    running = [pid for pid, (code, _) in outs.items() if code is None]
-    refused = [(code, out) for code, out in outs.values() if code is not None]
-    assert len(running) == 1, outs
-    assert len(refused) == 1, outs
-    code, out = refused[0]
-    assert code == 1
+    # The loser is refused and exits by itself; the winner comes up and stays up.
+    loser = _first_to_exit([a, b], timeout=30)
+    winner = b if loser is a else a
+    out, _ = loser.communicate(timeout=30)
+    assert loser.returncode == 1, out
     assert "already runs" in out
     assert "is up" not in out
+    wait_for_line(winner, UP_LINE)
+    assert winner.poll() is None
     assert server_pid(state) != 0
 
 
