@@ -24,12 +24,18 @@ import httpx
 import msgspec
 import pytest
 
+from hyperhive import events as ev
+from hyperhive.bus.connect import connect, resolve_endpoint
+from hyperhive.bus.publish import publish_event
+from hyperhive.bus.server import EmbeddedServer
+from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig
+from hyperhive.names import ROLE_ADMIN
 from hyperhive.statedir import StateDir
 from hyperhive.web import tokens
 from hyperhive.web.hives import Hub
 from hyperhive.web.service import run_dashboard
-from tests.core.conftest import LiveHive, live_hive
+from tests.core.conftest import LiveHive, hive_config, live_hive
 from tests.harness.conftest import claude_bin, fake_api  # the real CLI and the fake API
 from tests.helpers import stop_task, wait_until
 
@@ -202,3 +208,33 @@ def chromium() -> str:
             found = shutil.which("chromium")
             pytest.fail(f"CI: chromium installed but not at {CHROMIUM} (on PATH: {found})")
     return CHROMIUM
+
+
+@contextlib.asynccontextmanager
+async def dashboard_before_its_hive(state: Path) -> AsyncIterator[tuple[HiveConfig, Hub, str, str]]:
+    """A dashboard for hive `web` on a server where nothing was published yet, once its first
+    load has failed: (cfg, hub, url, token)."""
+    cfg = hive_config(state, "web")
+    server = EmbeddedServer(state, "web")
+    server.start()
+    try:
+        async with dashboard_on(cfg) as (hub, url, token):
+            view = hub.view("web")
+            await wait_until(lambda: view.problem is not None, 30, what="the first load to fail")
+            yield cfg, hub, url, token
+    finally:
+        server.stop()
+
+
+async def publish_first_agent(cfg: HiveConfig, agent: str = "alice") -> None:
+    """Create the hive's stream and spawn `agent` in it, as c0re's first start does."""
+    admin = await connect(resolve_endpoint(cfg, ROLE_ADMIN), "test-admin")
+    try:
+        js = admin.jetstream()
+        await ensure_stream(js, cfg.hive, cfg.stream)
+        spawned = ev.AgentSpawned(
+            hive=cfg.hive, agent=agent, source="c0re", backend="process", port=8100
+        )
+        await publish_event(js, spawned)
+    finally:
+        await admin.close()

@@ -11,18 +11,12 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser
 
-from hyperhive import events as ev
-from hyperhive.bus.connect import connect, resolve_endpoint
-from hyperhive.bus.publish import publish_event
-from hyperhive.bus.server import EmbeddedServer
-from hyperhive.bus.stream import ensure_stream
 from hyperhive.commands import verbs as v
 from hyperhive.core.ports import agent_port
-from hyperhive.names import ROLE_ADMIN
-from tests.core.conftest import hive_config, live_hive
+from tests.core.conftest import live_hive
 from tests.helpers import wait_until
 from tests.web.browser import live, new_context, open_browser, reached, signed_in, until
-from tests.web.conftest import Dash, dashboard_for, dashboard_on
+from tests.web.conftest import Dash, dashboard_before_its_hive, dashboard_for, publish_first_agent
 from tests.web.test_browser_actions import received
 from tests.web.test_browser_live import ask
 
@@ -173,33 +167,15 @@ async def test_a_hive_with_no_stream_yet_says_so_and_the_page_goes_live_when_it_
 ) -> None:
     """The dashboard started before anything was published: the page is there at once with
     a banner saying why it is empty; the hive's first events arrive without a reload."""
-    state = tmp_path / "state"
-    cfg = hive_config(state, "web")
-    server = EmbeddedServer(state, "web")
-    server.start()
-    try:
-        async with dashboard_on(cfg) as (hub, url, token):
-            view = hub.view("web")
-            await wait_until(lambda: view.problem is not None, 30, what="the first load to fail")
-            page = await (await new_context(browser)).new_page()
-            await page.goto(url.rstrip("/") + f"/login#token={token}")
-            await page.wait_for_url(re.compile(r".*/h/web$"))
-            await live(page)
-            banner = page.locator("#banner-hive")
-            assert await banner.is_visible()
-            assert "HIVE_WEB" in await banner.inner_text()
+    async with dashboard_before_its_hive(tmp_path / "state") as (cfg, _, url, token):
+        page = await (await new_context(browser)).new_page()
+        await page.goto(url.rstrip("/") + f"/login#token={token}")
+        await page.wait_for_url(re.compile(r".*/h/web$"))
+        await live(page)
+        banner = page.locator("#banner-hive")
+        assert await banner.is_visible()
+        assert "HIVE_WEB" in await banner.inner_text()
 
-            admin = await connect(resolve_endpoint(cfg, ROLE_ADMIN), "test-admin")
-            try:
-                js = admin.jetstream()
-                await ensure_stream(js, "web", cfg.stream)
-                spawned = ev.AgentSpawned(
-                    hive="web", agent="alice", source="c0re", backend="process", port=8100
-                )
-                await publish_event(js, spawned)
-            finally:
-                await admin.close()
-            await page.locator("#agent-alice").wait_for(state="visible", timeout=30_000)
-            await banner.wait_for(state="hidden")
-    finally:
-        server.stop()
+        await publish_first_agent(cfg)
+        await page.locator("#agent-alice").wait_for(state="visible", timeout=30_000)
+        await banner.wait_for(state="hidden")

@@ -12,16 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from hyperhive import events as ev
-from hyperhive.bus.connect import connect, resolve_endpoint
-from hyperhive.bus.publish import publish_event
-from hyperhive.bus.server import EmbeddedServer
-from hyperhive.bus.stream import ensure_stream
 from hyperhive.commands import verbs as v
-from hyperhive.names import ROLE_ADMIN
-from tests.core.conftest import hive_config
-from tests.helpers import wait_until
-from tests.web.conftest import Dash, dashboard_on, sign_in
+from tests.web.conftest import Dash, dashboard_before_its_hive, publish_first_agent, sign_in
 
 pytestmark = pytest.mark.nats
 
@@ -133,52 +125,30 @@ async def test_a_hive_with_no_stream_yet_shows_why_at_once_and_goes_live_when_it
 ) -> None:
     """A dashboard started before anything was published: the page does not wait on the
     hive, it says why it is empty; an open stream is told when the hive appears."""
-    state = tmp_path / "state"
-    cfg = hive_config(state, "web")
-    server = EmbeddedServer(state, "web")
-    server.start()
-    try:
-        async with dashboard_on(cfg) as (hub, url, token):
-            view = hub.view("web")
-            await wait_until(lambda: view.problem is not None, 30, what="the first load to fail")
-            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-                await sign_in(client, token)
-                page = await client.get("/h/web")
-                assert page.status_code == 200
-                assert "cannot be read yet" in page.text
-                assert "HIVE_WEB" in page.text
+    async with (
+        dashboard_before_its_hive(tmp_path / "state") as (cfg, _, url, token),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        await sign_in(client, token)
+        page = await client.get("/h/web")
+        assert page.status_code == 200
+        assert "cannot be read yet" in page.text
+        assert "HIVE_WEB" in page.text
 
-                async with client.stream("GET", "/api/h/web/stream") as r:
-                    seen = aiter(events_of(r))
-                    status = await anext(seen)
-                    assert status.event == "status"
-                    assert "cannot be read yet" in status.data["hive_html"]
+        async with client.stream("GET", "/api/h/web/stream") as r:
+            seen = aiter(events_of(r))
+            status = await anext(seen)
+            assert status.event == "status"
+            assert "cannot be read yet" in status.data["hive_html"]
 
-                    admin = await connect(resolve_endpoint(cfg, ROLE_ADMIN), "test-admin")
-                    try:
-                        js = admin.jetstream()
-                        await ensure_stream(js, "web", cfg.stream)
-                        await publish_event(
-                            js,
-                            ev.AgentSpawned(
-                                hive="web",
-                                agent="alice",
-                                source="c0re",
-                                backend="process",
-                                port=8100,
-                            ),
-                        )
-                    finally:
-                        await admin.close()
-                    # the banner goes, then the browser is told to take a fresh snapshot
-                    rest = [await anext(seen), await anext(seen)]
-                    assert [e.event for e in rest] == ["status", "resync"]
-                    assert "hidden" in rest[0].data["hive_html"]
-                    assert rest[1].data == {"seq": 1}
+            await publish_first_agent(cfg)
+            # the banner goes, then the browser is told to take a fresh snapshot
+            rest = [await anext(seen), await anext(seen)]
+            assert [e.event for e in rest] == ["status", "resync"]
+            assert "hidden" in rest[0].data["hive_html"]
+            assert rest[1].data == {"seq": 1}
 
-                snap = (await client.get("/ui/h/web/snapshot")).json()
-                ops = {op[1]: op[2] for op in snap["ops"]}
-                assert "alice" in ops["agents"]
-                assert "cannot be read yet" not in ops["banner-hive"]
-    finally:
-        server.stop()
+        snap = (await client.get("/ui/h/web/snapshot")).json()
+        ops = {op[1]: op[2] for op in snap["ops"]}
+        assert "alice" in ops["agents"]
+        assert "cannot be read yet" not in ops["banner-hive"]
