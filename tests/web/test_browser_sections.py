@@ -68,7 +68,10 @@ async def test_a_question_can_be_cancelled_and_the_asker_is_told(
     await card.locator("button.cancel-question").click()
     await card.wait_for(state="detached")
     assert "Withdraw this question?" in watched.dialogs[-1]
-    assert dash.live.core.state.questions[qid].status == "cancelled"
+    await wait_until(  # the page may see the event before c0re's own fold does
+        lambda: dash.live.core.state.questions[qid].status == "cancelled",
+        what="c0re to record the question cancelled",
+    )
     await wait_until(
         lambda: any("[cancelled]" in str(m["body"]) for m in received(dash, "bob")),
         what="bob to be told",
