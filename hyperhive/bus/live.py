@@ -18,6 +18,7 @@ from hyperhive import events as ev
 from hyperhive.bus import subjects
 from hyperhive.bus.filters import EventFilter
 from hyperhive.bus.records import decode_message
+from hyperhive.bus.settle import settle
 from hyperhive.errors import MalformedEvent
 
 
@@ -57,7 +58,7 @@ async def open_live_events(
 
     subs = [await nc.subscribe(s, cb=deliver) for s in event_filter.subjects()]
     try:
-        await nc.flush()
+        await settle(nc)
         yield events()
     finally:
         for sub in subs:

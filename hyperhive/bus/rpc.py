@@ -30,6 +30,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from hyperhive.bus import auth, subjects
+from hyperhive.bus.settle import settle
 from hyperhive.commands import Command, decode_reply, encode_command, verb
 from hyperhive.errors import InvalidSubject, NotConnected
 from hyperhive.ids import new_id
@@ -134,7 +135,7 @@ async def serve(nc: Client, patterns: list[str], handle: Handler, queue: str = "
 
     for pattern in patterns:
         server.subscriptions.append(await nc.subscribe(pattern, queue=queue, cb=on_msg))
-    await nc.flush()
+    await settle(nc)
     return server
 
 

@@ -43,6 +43,7 @@ from hyperhive.bus.records import decode_message
 from hyperhive.bus.retry import ELECTION_BUDGET, through_election
 from hyperhive.bus.rpc import Call, Replies, trusted
 from hyperhive.bus.server import reload_running, running_urls
+from hyperhive.bus.settle import settle
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.commands import (
     CommandRefused,
@@ -657,7 +658,7 @@ class C0re:
 
     async def serve(self) -> None:
         sub = await self.nc.subscribe(subjects.command_pattern(self.hive), cb=self.on_command)
-        await self.nc.flush()
+        await settle(self.nc)
         try:
             await asyncio.Event().wait()
         finally:

@@ -21,6 +21,7 @@ from hyperhive.bus.consume import StartAt, read_ordered
 from hyperhive.bus.publish import publish_event
 from hyperhive.bus.records import subject_for
 from hyperhive.bus.server import EmbeddedServer
+from hyperhive.bus.settle import settle
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import HiveConfig
 from hyperhive.errors import NotConnected
@@ -178,7 +179,7 @@ async def test_operator_can_send_an_operator_command(
         await msg.respond(b"ok")
 
     await nc.subscribe(subject, cb=answer)
-    await nc.flush()
+    await settle(nc)
 
     reply = await op.request(subject, b"{}", timeout=5)
     assert reply.data == b"ok"
@@ -261,7 +262,7 @@ async def _answered(admin: Client, subject_pattern: str) -> list[str]:
         await msg.respond(b"ok")
 
     await admin.subscribe(subject_pattern, cb=answer)
-    await admin.flush()
+    await settle(admin)
     return got
 
 

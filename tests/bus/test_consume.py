@@ -15,6 +15,7 @@ from hyperhive.bus import subjects
 from hyperhive.bus.consume import PullConsumer
 from hyperhive.bus.handlers import run_handler_loop
 from hyperhive.bus.server import EmbeddedServer
+from hyperhive.bus.settle import settle
 from hyperhive.errors import Poison, Retry
 from hyperhive.events import AnyEvent, MessageDeadLettered, decode_event
 from tests.helpers import (
@@ -111,7 +112,7 @@ async def test_an_idle_consumer_keeps_working_after_its_pull_requests_expire(
         pulls += 1
 
     await nc.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.test-idle", cb=count_pull)
-    await nc.flush()
+    await settle(nc)
     got: list[Msg] = []
     arrived = asyncio.Event()
 

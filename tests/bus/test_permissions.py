@@ -40,6 +40,7 @@ from hyperhive.bus import auth, rpc, subjects
 from hyperhive.bus.filters import EventFilter
 from hyperhive.bus.live import open_live_events
 from hyperhive.bus.server import EmbeddedServer
+from hyperhive.bus.settle import settle
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.config import StreamConfig
 from hyperhive.errors import MalformedEvent
@@ -194,19 +195,6 @@ PROJECTOR_CONFIG: dict[str, Any] = {
 
 def body(value: object) -> bytes:
     return json.dumps(value).encode()
-
-
-async def settle(nc: Client) -> None:
-    """Make sure the server has every subscription `nc` just made.
-
-    One `flush()` is not enough with nats-py 2.16: it writes its PING straight
-    to the socket, ahead of a SUB still queued for its flusher task, so the PONG
-    can come back before the server has the subscription (about 1 in 50 on a
-    fresh connection). The second PING is written after the first round trip,
-    by which time the flusher has sent the SUB.
-    """
-    await nc.flush()
-    await nc.flush()
 
 
 @dataclass
