@@ -48,12 +48,13 @@ async def cancel_and_wait(
 ) -> None:
     """Cancel `tasks` and wait until each has ended (their errors are theirs: dropped).
 
-    The cancel is repeated until a task has really ended: on Python 3.11 a cancel
-    that lands as an awaited reply arrives can be lost inside `asyncio.wait_for`
-    (which nats-py's requests use), and a lost cancel must not keep a service
-    running after SIGTERM. The first repeat waits `grace`: a repeat also
-    interrupts a task that is still cleaning up (a service announcing its stop),
-    so a whole service gets longer than one of its inner tasks.
+    The cancel is repeated until a task has really ended: a cancel can be lost
+    in code that swallows `CancelledError` (3.11's own `asyncio.wait_for` did,
+    as an awaited reply arrived: `hyperhive.waitfor` replaces it), and a lost
+    cancel must not keep a service running after SIGTERM. The repeat is the
+    last resort, not the way services stop. The first repeat waits `grace`: a
+    repeat also interrupts a task that is still cleaning up (a service announcing
+    its stop), so a whole service gets longer than one of its inner tasks.
     """
     every = list(tasks)
     pending = [t for t in every if not t.done()]

@@ -9,6 +9,7 @@ Layers, top to bottom (a module may import its own layer or any layer below):
     bus                              NATS
     events, commands                 the pure model
     foundations                      errors ids names statedir timefmt files procs backoff config
+                                     waitfor
 
 `harness` and `web` reach c0re over the bus, like any outside client: they may
 import the pure `core.state`, never `core.service` or `core.lifecycle`.
@@ -28,6 +29,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hyperhive"
 LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "__init__",
+        "waitfor",
         "errors",
         "ids",
         "names",

@@ -30,7 +30,9 @@ carries the operator's verbs, `hive-events` reads the events. Every command take
 from its `HYPERHIVE_*` variable (see [configuration](configuration.md)).
 
 Exit codes: `0` ok, `1` refused or failed (one line on stderr saying why), `2`
-usage error, `130` interrupted (Ctrl-C).
+usage error, `130` interrupted (Ctrl-C). The long-running services (`hyperhive up`
+and each part it runs: `nats`, `projector`, `c0re`, `dashboard`, `harness`) stop
+cleanly on Ctrl-C or SIGTERM, the normal way to stop them, and exit `0`.
 """
 
 
