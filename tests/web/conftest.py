@@ -115,13 +115,31 @@ async def dashboard_for(live: LiveHive) -> AsyncIterator[Dash]:
         yield dash
 
 
+async def agents_waiting(live: LiveHive, agents: tuple[str, ...], timeout: float = 30.0) -> None:
+    """Wait until each of `agents` is in `recv` with nothing left in its inbox.
+
+    Each harness starts by taking c0re's kick (recv.waiting, recv.delivered,
+    recv.waiting): until then the hive still publishes events of its own.
+    """
+
+    def quiet() -> bool:
+        state = live.core.state
+        return all(
+            (a := state.agents.get(name)) is not None and a.waiting and not state.inbox.get(name)
+            for name in agents
+        )
+
+    await wait_until(quiet, timeout=timeout, what=f"{', '.join(agents)} to wait in recv")
+
+
 @pytest.fixture
 async def dash(tmp_path: Path) -> AsyncIterator[Dash]:
-    async with (
-        live_hive(tmp_path / "state", "web", agents=("alice", "bob")) as live,
-        dashboard_for(live) as d,
-    ):
-        yield d
+    """The dashboard of hive `web`, whose agents alice and bob have started and wait."""
+    agents = ("alice", "bob")
+    async with live_hive(tmp_path / "state", "web", agents=agents) as live:
+        await agents_waiting(live, agents)
+        async with dashboard_for(live) as d:
+            yield d
 
 
 # ---------------------------------------------------------------- HTTP
