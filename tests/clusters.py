@@ -25,7 +25,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -53,6 +53,32 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def jetstream_answers(
+    state: Path,
+    url: str,
+    name: str,
+    timeout: float = READY_TIMEOUT,
+    tails: Callable[[], str] = lambda: "",
+) -> None:
+    """Until the node at `url` answers JetStream requests (its cluster has a meta leader)."""
+    deadline = time.monotonic() + timeout
+    cfg = HiveConfig(nats_url=url, state_dir=str(state))
+    while True:
+        try:
+            nc = await connect(resolve_endpoint(cfg, auth.ADMIN), f"ready-{name}")
+            try:
+                await nc.jetstream(timeout=2).account_info()
+                return
+            finally:
+                await nc.close()
+        except (nats.errors.Error, TimeoutError, OSError):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"JetStream not ready on {name} after {timeout:.0f}s\n" + tails()
+                ) from None
+            await asyncio.sleep(0.1)  # sleep-ok: polls readiness inside a deadline
 
 
 class LocalCluster:
@@ -199,22 +225,8 @@ class LocalCluster:
         """Until every running node answers JetStream requests (a meta leader is known)."""
         deadline = time.monotonic() + timeout
         for name in self.running():
-            cfg = HiveConfig(nats_url=self.nodes[name].url, state_dir=str(self.state))
-            while True:
-                try:
-                    nc = await connect(resolve_endpoint(cfg, auth.ADMIN), f"ready-{name}")
-                    try:
-                        await nc.jetstream(timeout=2).account_info()
-                        break
-                    finally:
-                        await nc.close()
-                except (nats.errors.Error, TimeoutError, OSError):
-                    if time.monotonic() > deadline:
-                        raise AssertionError(
-                            f"JetStream not ready on {name} after {timeout:.0f}s\n"
-                            + self.log_tails()
-                        ) from None
-                    await asyncio.sleep(0.1)  # sleep-ok: polls readiness inside a deadline
+            left = max(0.0, deadline - time.monotonic())
+            await jetstream_answers(self.state, self.nodes[name].url, name, left, self.log_tails)
 
     async def wait_placeable(self, timeout: float = READY_TIMEOUT) -> None:
         """Until an R3 stream can be placed (every peer back in the meta group): a probe

@@ -20,6 +20,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
+import nats.errors
+from nats.js import errors as js_errors
 
 from hyperhive.config import HiveConfig, load_config
 from hyperhive.errors import HyperhiveError, OutputClosed
@@ -133,6 +135,8 @@ def refusals(f: F) -> F:
             raise
         except sqlite3.Error as exc:
             fail(f"event log: {exc}")
+        except nats.errors.Error as exc:  # JetStream's APIError is one too
+            fail(nats_error_line(exc))
         except OSError as exc:
             fail(os_error_line(exc))
         except Exception as exc:
@@ -146,6 +150,31 @@ def os_error_line(exc: OSError) -> str:
     what = exc.strerror or str(exc) or type(exc).__name__
     names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
     return f"{' -> '.join(names)}: {what}" if names else what
+
+
+NOT_READY_HINT = (
+    "a cluster still electing its leaders, or fewer than a quorum of its nodes up; "
+    "try again in a moment"
+)
+
+
+def nats_error_line(exc: nats.errors.Error) -> str:
+    """What a NATS or JetStream failure that outlasted its retries means, on one line."""
+    if isinstance(exc, js_errors.APIError):
+        what = " ".join((exc.description or type(exc).__name__).split())
+        code = f"{exc.code}/{exc.err_code}" if exc.err_code else f"{exc.code}"
+        if exc.code is not None and exc.code >= 500:
+            return f"JetStream is not answering on this NATS ({what}, {code}): {NOT_READY_HINT}"
+        return f"JetStream refused: {what} ({code})"
+    if isinstance(exc, nats.errors.NoRespondersError):
+        return (
+            "nothing answered on NATS (no responders): JetStream is not enabled on this "
+            "server, or the service that answers is not running"
+        )
+    if isinstance(exc, nats.errors.TimeoutError):
+        return f"NATS did not answer in time: {NOT_READY_HINT}"
+    text = " ".join((str(exc) or type(exc).__name__).split())
+    return f"NATS: {text.removeprefix('nats: ')}"
 
 
 def internal_error(exc: Exception) -> None:

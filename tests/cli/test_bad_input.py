@@ -26,8 +26,10 @@ from typing import IO, Any
 
 import click
 import click.testing
+import nats.errors
 import pytest
 from nats.aio.client import Client
+from nats.js import errors as js_errors
 
 from hyperhive.bus.records import subject_for
 from hyperhive.cli.common import refusals
@@ -440,6 +442,29 @@ def _invoke(exc: BaseException) -> click.testing.Result:
         ),
         (ConnectionResetError("the peer left"), "error: the peer left"),
         (
+            js_errors.ServiceUnavailableError(
+                code=503, err_code=10008, description="JetStream system temporarily unavailable"
+            ),
+            "error: JetStream is not answering on this NATS (JetStream system temporarily "
+            "unavailable, 503/10008): a cluster still electing its leaders, or fewer than a "
+            "quorum of its nodes up; try again in a moment",
+        ),
+        (
+            js_errors.BadRequestError(code=400, err_code=10052, description="bad\nrequest"),
+            "error: JetStream refused: bad request (400/10052)",
+        ),
+        (
+            nats.errors.TimeoutError(),
+            "error: NATS did not answer in time: a cluster still electing its leaders, or "
+            "fewer than a quorum of its nodes up; try again in a moment",
+        ),
+        (
+            nats.errors.NoRespondersError(),
+            "error: nothing answered on NATS (no responders): JetStream is not enabled on "
+            "this server, or the service that answers is not running",
+        ),
+        (nats.errors.ConnectionClosedError(), "error: NATS: connection closed"),
+        (
             ValueError("two\nlines"),
             "error: internal error: ValueError: two lines "
             "(run with HYPERHIVE_LOG_LEVEL=debug for the traceback)",
@@ -456,6 +481,11 @@ def _invoke(exc: BaseException) -> click.testing.Result:
         "os-error",
         "os-error-rename",
         "os-error-no-name",
+        "jetstream-503",
+        "jetstream-400",
+        "nats-timeout",
+        "nats-no-responders",
+        "nats-closed",
         "value-error",
         "exception-group",
     ],

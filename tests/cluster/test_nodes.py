@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ from hyperhive.bus.publish import publish_event
 from hyperhive.bus.server import running_urls
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.errors import NotConnected
-from tests.clusters import LocalCluster, free_port
+from tests.clusters import LocalCluster, free_port, jetstream_answers
 from tests.helpers import BIN, connect_as, state_env, turn_started, wait_for_line, wait_until
 
 pytestmark = [pytest.mark.nats, pytest.mark.cluster]
@@ -130,7 +131,12 @@ def test_hyperhive_nats_cluster_nodes_form_a_cluster(tmp_path: Path) -> None:
             )
         for node, proc in zip(routes, procs, strict=True):
             wait_for_line(proc, f"node {node} of cluster lab ready at")
-        assert len(running_urls(state)) == 3
+        urls = running_urls(state)
+        assert len(urls) == 3
+        # A node is ready before its cluster has elected a meta leader; a reader waits
+        # for that election up to its budget (30 s), which a loaded machine can exceed.
+        for n, url in enumerate(urls):
+            asyncio.run(jetstream_answers(state, url, f"node {n + 1}", timeout=90))
 
         def stats() -> subprocess.CompletedProcess[str]:
             return subprocess.run(
