@@ -7,6 +7,7 @@ likely to land in the middle of a service connecting. Printed: start (to the
 URL line) and stop (SIGINT to exit) per run, the median and slowest of each, and
 how many stops took longer than 3 s (a lost cancel waits out a 10 s grace).
 There is no raw wall to set these beside; they are figures in their own right.
+It exits 0 whatever they are, like `make bench`.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def main(runs: int) -> int:
     print(f"start: median {starts[runs // 2]:.2f} s, slowest {starts[-1]:.2f} s")
     print(f"stop:  median {stops[runs // 2]:.2f} s, slowest {stops[-1]:.2f} s")
     print(f"stops over {SLOW:.0f} s: {slow} of {runs}")
-    return 1 if slow else 0
+    return 0  # like `make bench`: it reports, it does not gate
 
 
 if __name__ == "__main__":
