@@ -12,7 +12,6 @@ It exits 0 whatever they are, like `make bench`.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -21,19 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from tests.helpers import BIN, state_env
+
 SLOW = 3.0
 
 
 def one(n: int) -> tuple[float, float, int]:
     tmp = Path(tempfile.mkdtemp(prefix="hyperhive-bench-stop-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERHIVE_")}
-    env.update(
-        HYPERHIVE_STATE_DIR=str(tmp / "state"),
-        HYPERHIVE_CONFIG=os.devnull,
-        HYPERHIVE_DASHBOARD_PORT="0",
-        NO_COLOR="1",
-    )
+    env = state_env(tmp / "state")  # as the tests run `up`: no hive.toml, any free port
     try:
         began = time.monotonic()
         proc = subprocess.Popen(

@@ -23,6 +23,7 @@ import click
 import nats.errors
 from nats.js import errors as js_errors
 
+from hyperhive.bus.retry import transient
 from hyperhive.config import HiveConfig, load_config
 from hyperhive.errors import HyperhiveError, OutputClosed
 from hyperhive.service import cancel_until_done
@@ -163,7 +164,7 @@ def nats_error_line(exc: nats.errors.Error) -> str:
     if isinstance(exc, js_errors.APIError):
         what = " ".join((exc.description or type(exc).__name__).split())
         code = f"{exc.code}/{exc.err_code}" if exc.err_code else f"{exc.code}"
-        if exc.code is not None and exc.code >= 500:
+        if transient(exc):  # what a leader election looks like
             return f"JetStream is not answering on this NATS ({what}, {code}): {NOT_READY_HINT}"
         return f"JetStream refused: {what} ({code})"
     if isinstance(exc, nats.errors.NoRespondersError):

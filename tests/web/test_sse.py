@@ -45,8 +45,15 @@ async def events_of(response: httpx.Response) -> AsyncIterator[Sse]:
                 data.append(value)
 
 
-async def take(client: httpx.AsyncClient, n: int, kind: str = "update", **kw: Any) -> list[Sse]:
-    """The first `n` events of kind `kind` of one stream connection."""
+async def take(
+    client: httpx.AsyncClient,
+    n: int | None,
+    kind: str = "update",
+    through: int | None = None,
+    **kw: Any,
+) -> list[Sse]:
+    """The events of kind `kind` of one stream connection: the first `n`, or (with
+    `through`) up to and including the one whose id is `through`."""
     got: list[Sse] = []
     async with client.stream("GET", "/api/h/web/stream", **kw) as r:
         assert r.status_code == 200
@@ -54,20 +61,7 @@ async def take(client: httpx.AsyncClient, n: int, kind: str = "update", **kw: An
         async for e in events_of(r):
             if e.event == kind:
                 got.append(e)
-                if len(got) == n:
-                    break
-    return got
-
-
-async def take_through(client: httpx.AsyncClient, last: int, **kw: Any) -> list[Sse]:
-    """The updates of one stream connection, up to and including the one with id `last`."""
-    got: list[Sse] = []
-    async with client.stream("GET", "/api/h/web/stream", **kw) as r:
-        assert r.status_code == 200
-        async for e in events_of(r):
-            if e.event == "update":
-                got.append(e)
-                if int(e.id or 0) >= last:
+                if len(got) == n or (through is not None and int(e.id or 0) >= through):
                     break
     return got
 
@@ -89,7 +83,7 @@ async def test_every_event_is_one_update_with_its_sequence_as_id(
     seqs = await statuses(dash, 3)
     # c0re may still be carrying out effects of the fixture's commands (an agent's
     # start): every event after `start` is an update, the three statuses among them.
-    updates = await take_through(client, seqs[-1], params={"since": start})
+    updates = await take(client, None, through=seqs[-1], params={"since": start})
     assert [int(u.id or 0) for u in updates] == list(range(start + 1, seqs[-1] + 1))
     assert [u.data["seq"] for u in updates] == [int(u.id or 0) for u in updates]
     status_updates = [u for u in updates if u.data["kind"] == "agent.status_set"]
