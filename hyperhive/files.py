@@ -15,6 +15,36 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     secret is never readable by others, not even for a moment; parents are made
     0700.
     """
+    tmp = _written_temp(path, data, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def create_once(path: Path, data: bytes, mode: int = 0o644) -> bool:
+    """Create `path` whole unless it exists; False if another writer's file is there.
+
+    For what is generated once and shared (a password): two processes that
+    generate at the same moment must not each go on with their own. The data is
+    written to a temp file and hard-linked into place, which fails if the name
+    exists, so the winner's file is complete when anyone can see it; the loser
+    reads it.
+    """
+    tmp = _written_temp(path, data, mode)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _written_temp(path: Path, data: bytes, mode: int) -> str:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -23,8 +53,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return tmp

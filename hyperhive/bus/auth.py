@@ -33,7 +33,7 @@ import msgspec
 
 from hyperhive.bus import subjects
 from hyperhive.errors import ConfigError, InvalidName
-from hyperhive.files import write_atomic
+from hyperhive.files import create_once, write_atomic
 from hyperhive.names import (
     AGENT_ROLE_PREFIX,
     ALL_HIVES,
@@ -155,8 +155,9 @@ def ensure_credentials(state_dir: Path, role: str, hive: str | None = None) -> C
         return creds
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     creds = Credentials(user=user_name(role, h), password=secrets.token_urlsafe(32), hive=h)
-    write_atomic(path, msgspec.json.encode(creds), 0o600)
-    return creds
+    if create_once(path, msgspec.json.encode(creds), 0o600):
+        return creds
+    return read_credentials(path)  # another process generated them at the same moment
 
 
 def route_credentials(state_dir: Path) -> Credentials:
@@ -166,8 +167,9 @@ def route_credentials(state_dir: Path) -> Credentials:
         return read_credentials(path)
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     creds = Credentials(user=ROUTE_USER, password=secrets.token_urlsafe(32))
-    write_atomic(path, msgspec.json.encode(creds), 0o600)
-    return creds
+    if create_once(path, msgspec.json.encode(creds), 0o600):
+        return creds
+    return read_credentials(path)  # a node started at the same moment generated them
 
 
 def hives_of(state_dir: Path) -> list[str]:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from hyperhive.errors import ConfigError
-from hyperhive.files import write_atomic
+from hyperhive.files import create_once, write_atomic
 from hyperhive.statedir import StateDir
 
 SESSION_KEY_BYTES = 32
@@ -62,21 +62,33 @@ def read_record(state: StateDir) -> TokenRecord | None:
 def mint(state: StateDir, sign_out: bool = True) -> str:
     """A new operator token (returned, never stored); with `sign_out`, every session ends."""
     old = read_record(state) if not sign_out else None
+    token, record = _new_token(old)
+    write_atomic(state.operator_token, msgspec.json.encode(record), 0o600)
+    return token
+
+
+def ensure(state: StateDir) -> str | None:
+    """Mint a token if there is none yet: the new token, or None if one exists.
+
+    Two processes starting at the same moment mint one token between them: the
+    one whose record lands first returns it, the other None.
+    """
+    if read_record(state) is not None:
+        return None
+    token, record = _new_token(None)
+    if create_once(state.operator_token, msgspec.json.encode(record), 0o600):
+        return token
+    return None
+
+
+def _new_token(old: TokenRecord | None) -> tuple[str, TokenRecord]:
     token = secrets.token_urlsafe(32)
     record = TokenRecord(
         sha256=digest(token),
         generation=old.generation if old is not None else secrets.token_hex(8),
         minted_at=datetime.now(UTC),
     )
-    write_atomic(state.operator_token, msgspec.json.encode(record), 0o600)
-    return token
-
-
-def ensure(state: StateDir) -> str | None:
-    """Mint a token if there is none yet: the new token, or None if one exists."""
-    if read_record(state) is not None:
-        return None
-    return mint(state, sign_out=True)
+    return token, record
 
 
 def verify(state: StateDir, presented: str) -> TokenRecord | None:
@@ -102,9 +114,12 @@ def session_key(state: StateDir) -> bytes:
         if len(key) == SESSION_KEY_BYTES:
             return key
     except FileNotFoundError:
-        pass
+        key = secrets.token_bytes(SESSION_KEY_BYTES)
+        if create_once(path, key, 0o600):
+            return key
+        return session_key(state)  # made by another process at the same moment
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    key = secrets.token_bytes(SESSION_KEY_BYTES)
+    key = secrets.token_bytes(SESSION_KEY_BYTES)  # damaged: sessions sealed with it are lost
     write_atomic(path, key, 0o600)
     return key

@@ -8,8 +8,10 @@ server log were world-readable).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -195,3 +197,34 @@ async def test_an_agent_of_an_earlier_state_dir_still_logs_in_after_the_server_s
     finally:
         server.stop()
     assert not legacy.exists()
+
+
+def _generate(state: str, barrier: Any, out: Any) -> None:
+    barrier.wait()
+    route = auth.route_credentials(Path(state))
+    admin = auth.ensure_credentials(Path(state), auth.ADMIN)
+    out.put((route.password, admin.password))
+
+
+def test_processes_starting_at_once_on_a_fresh_state_dir_share_one_set_of_passwords(
+    tmp_path: Path,
+) -> None:
+    """Three `hyperhive nats --cluster` nodes started together by hand: each generates the
+    missing route and admin passwords at the same moment. All must go on with the one
+    on disk, or their routes (and clients) are refused by the nodes that used another."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(6)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_generate, args=(str(tmp_path), barrier, out)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    seen = {out.get(timeout=30) for _ in procs}
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    on_disk = (
+        auth.route_credentials(tmp_path).password,
+        auth.ensure_credentials(tmp_path, auth.ADMIN).password,
+    )
+    assert seen == {on_disk}
+    assert not [p.name for p in auth.credentials_dir(tmp_path).rglob(".*")]  # no temp left

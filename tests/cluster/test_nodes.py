@@ -16,6 +16,7 @@ from hyperhive.bus.publish import publish_event
 from hyperhive.bus.server import running_urls
 from hyperhive.bus.stream import ensure_stream
 from hyperhive.errors import NotConnected
+from hyperhive.statedir import StateDir
 from tests.clusters import LocalCluster, free_port, jetstream_answers
 from tests.helpers import BIN, connect_as, state_env, turn_started, wait_for_line, wait_until
 
@@ -136,7 +137,7 @@ def test_hyperhive_nats_cluster_nodes_form_a_cluster(tmp_path: Path) -> None:
         # A node is ready before its cluster has elected a meta leader; a reader waits
         # for that election up to its budget (30 s), which a loaded machine can exceed.
         for n, url in enumerate(urls):
-            asyncio.run(jetstream_answers(state, url, f"node {n + 1}", timeout=90))
+            asyncio.run(jetstream_answers(state, url, f"node {n + 1}", 90, lambda: logs(state)))
 
         def stats() -> subprocess.CompletedProcess[str]:
             return subprocess.run(
@@ -161,6 +162,16 @@ def test_hyperhive_nats_cluster_nodes_form_a_cluster(tmp_path: Path) -> None:
             proc.stdout.close()
     assert codes == [0, 0, 0]
     assert running_urls_or_none(state) is None
+
+
+def logs(state: Path) -> str:
+    """The last lines of every node's log, for a failure's message."""
+    out = []
+    for node in ("n1", "n2", "n3"):
+        log = StateDir(state).server_files(node).log
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        out += [f"--- {node}", *lines[-25:]]
+    return "\n".join(out)
 
 
 def running_urls_or_none(state: Path) -> tuple[str, ...] | None:

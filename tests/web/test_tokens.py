@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +60,28 @@ def test_a_damaged_token_file_is_refused_with_what_to_do(tmp_path: Path) -> None
     state.operator_token.write_text("{garbage")
     with pytest.raises(ConfigError, match="run `hyperhive token`"):
         tokens.verify(state, "whatever")
+
+
+def _ensure(state: str, barrier: Any, out: Any) -> None:
+    barrier.wait()
+    paths = StateDir.at(Path(state))
+    out.put((tokens.ensure(paths), tokens.session_key(paths)))
+
+
+def test_dashboards_starting_at_once_mint_one_token_that_works(tmp_path: Path) -> None:
+    """Each would print its own 'shown once' token; only the last written would sign in."""
+    state = StateDir.at(tmp_path / "s").ensure()
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(6)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_ensure, args=(str(state.root), barrier, out)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    got = [out.get(timeout=30) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    shown = [token for token, _ in got if token is not None]
+    assert len(shown) == 1
+    assert tokens.verify(state, shown[0]) is not None
+    assert {key for _, key in got} == {tokens.session_key(state)}
