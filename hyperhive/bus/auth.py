@@ -136,7 +136,7 @@ def migrate_legacy(state_dir: Path, hive: str) -> list[Path]:
             stamped = msgspec.structs.replace(creds, hive=owner)
             write_atomic(new, msgspec.json.encode(stamped), 0o600)
             log.info("moved NATS credentials %s to %s (user %s kept)", old, new, creds.user)
-        old.unlink()
+        old.unlink(missing_ok=True)  # another process may have moved it meanwhile
         moved.append(new)
     return moved
 
