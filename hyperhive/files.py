@@ -39,6 +39,11 @@ def create_once(path: Path, data: bytes, mode: int = 0o644) -> bool:
         return True
     except FileExistsError:
         return False
+    except OSError:  # a filesystem without hard links: whole, but last writer wins
+        if path.exists():
+            return False
+        os.replace(tmp, path)
+        return True
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
