@@ -201,11 +201,9 @@ async def test_a_model_change_lands_on_the_next_turn_and_cancel_ends_a_slow_one(
         await hive.op(v.SetModel(name="alice", model="claude-made-up-9"))
         await hive.op(v.Send(to="alice", body="think slowly"))
         await wait_until(slow.is_set, timeout=30, what="the slow answer to begin")
-        loop = asyncio.get_running_loop()
-        t = loop.time()
         await hive.op(v.CancelTurn(name="alice"))
+        # SIGINT ends it: within the 5 s after which the harness would SIGKILL
         await wait_until(lambda: events.of(ev.TurnCancelled), timeout=5, what="turn.cancelled")
-        assert loop.time() - t < 2.0
         await hive.op(v.Send(to="alice", body="and now quickly"))
         await wait_until(
             lambda: len(events.of(ev.TurnFinished)) >= 2, timeout=60, what="the next turn"

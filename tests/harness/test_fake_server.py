@@ -7,7 +7,6 @@ import http.client
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -255,10 +254,8 @@ def test_slow_answer_stops_when_the_client_goes_away(fake: FakeAnthropic) -> Non
             assert chunk, f"the stream ended early: {received!r}"
             received += chunk
         request = fake.wait_main(1)
-    started = time.monotonic()
-    fake.wait_for(lambda _: request.done, timeout=5)
+    fake.wait_for(lambda _: request.done, timeout=5)  # not the 30 s of the answer
     assert request.aborted
-    assert time.monotonic() - started < 1.0
 
 
 def test_stop_ends_a_slow_answer_and_serves_concurrently(fake: FakeAnthropic) -> None:

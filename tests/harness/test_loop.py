@@ -222,12 +222,9 @@ async def test_cancel_during_a_turn_is_a_cancelled_turn_and_the_loop_goes_on(
         runner.hold = hold
         await hive.op(v.Send(to="alice", body="slow one"))
         await wait_until(lambda: hive.core.state.agents["alice"].turn_id, what="the slow turn")
-        loop = asyncio.get_running_loop()
-        t = loop.time()
         reply = await hive.op(v.CancelTurn(name="alice"))
         assert reply["harness"]["result"]["cancelled"] is True
         await wait_until(lambda: events.of(ev.TurnCancelled), timeout=5, what="turn.cancelled")
-        assert loop.time() - t < 2.0
         runner.hold = None
         await hive.op(v.Send(to="alice", body="after"))
         await wait_until(lambda: len(events.of(ev.TurnFinished)) >= 2, what="the next turn")
