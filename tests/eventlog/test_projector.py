@@ -335,7 +335,6 @@ async def test_a_projector_cancelled_mid_stream_stops_promptly(
 ) -> None:
     await publish_many(nc.jetstream(), turn_events(cfg.hive, 6000), window=256)
     logs: list[EventLog] = []
-    loop = asyncio.get_running_loop()
     try:
         for cycle in range(5):
             start = db_position(log_path)
@@ -348,15 +347,14 @@ async def test_a_projector_cancelled_mid_stream_stops_promptly(
                 return db_position(log_path) > s or t.done()
 
             await wait_until(progressed, interval=0.002)
-            cancelled_at, seq = loop.time(), db_position(log_path)
+            seq = db_position(log_path)
             try:
-                await stop_task(task, timeout=2.0)
+                await stop_task(task, timeout=2.0)  # a cancel is not lost: it ends at once
             except AssertionError as exc:
                 raise AssertionError(
                     f"cycle {cycle}, cancelled with the log at seq {seq}: {exc}; "
                     f"the log is now at seq {db_position(log_path)}"
                 ) from None
-            assert loop.time() - cancelled_at < 2.0
     finally:
         for log in logs:
             log.close()
