@@ -83,3 +83,20 @@ def hold(path: Path, what: str, wait: float = WAIT_FOR_PREDECESSOR) -> Iterator[
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """A short critical section shared by processes: wait for `path`'s flock, hold it.
+
+    For read-modify-write of a file several processes rewrite (auth.conf): without
+    it, one that read the state dir before another added a user could write the
+    file back without that user.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -5,6 +5,7 @@
       events.sqlite                   event log + projections (WAL)
       nats/server.conf                generated nats-server config
       nats/auth.conf                  generated users and permissions
+      nats/auth.lock                  held while auth.conf is rewritten
       nats/credentials/<role>.json    admin, operator (every hive), route (0600)
       nats/credentials/<hive>/<role>.json   a hive's own roles: operator, agent-<name>
       nats/jetstream/                 the JetStream store
@@ -124,6 +125,11 @@ class StateDir:
     @property
     def auth_conf(self) -> Path:
         return self.nats / "auth.conf"
+
+    @property
+    def auth_lock(self) -> Path:
+        """Held while auth.conf is rendered from the credentials and written."""
+        return self.nats / "auth.lock"
 
     @property
     def jetstream(self) -> Path:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import msgspec
 
+from hyperhive import lockfile
 from hyperhive.bus import subjects
 from hyperhive.errors import ConfigError, InvalidName
 from hyperhive.files import create_once, write_atomic
@@ -364,9 +365,11 @@ def render_auth_conf(state_dir: Path, hive: str, agents: list[str] | tuple[str, 
 
 def write_auth_conf(state_dir: Path, hive: str, agents: list[str] | tuple[str, ...] = ()) -> Path:
     """Generate missing credentials and (re)write `<state>/nats/auth.conf`."""
-    path = StateDir(state_dir).auth_conf
+    paths = StateDir(state_dir)
+    path = paths.auth_conf
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    write_atomic(path, render_auth_conf(state_dir, hive, agents).encode(), 0o600)
+    with lockfile.exclusive(paths.auth_lock):  # one writer at a time, each from the disk
+        write_atomic(path, render_auth_conf(state_dir, hive, agents).encode(), 0o600)
     return path
 
 

@@ -228,3 +228,28 @@ def test_processes_starting_at_once_on_a_fresh_state_dir_share_one_set_of_passwo
     )
     assert seen == {on_disk}
     assert not [p.name for p in auth.credentials_dir(tmp_path).rglob(".*")]  # no temp left
+
+
+def _add_agent(state: str, name: str, barrier: Any) -> None:
+    barrier.wait()
+    auth.write_auth_conf(Path(state), "default", [name])
+
+
+def test_auth_conf_written_at_once_by_several_processes_keeps_every_user(
+    tmp_path: Path,
+) -> None:
+    """c0re adding an agent while a node starts: each rewrites auth.conf from the disk.
+    One that read the disk before another added its agent must not write it back
+    without that agent (the agent could not log in until the next reload)."""
+    auth.write_auth_conf(tmp_path, "default")
+    names = [f"agent{i}" for i in range(6)]
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(len(names))
+    procs = [ctx.Process(target=_add_agent, args=(str(tmp_path), n, barrier)) for n in names]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    found = users(StateDir(tmp_path).auth_conf)
+    assert {f"agent-{n}@default" for n in names} <= set(found)
