@@ -39,6 +39,7 @@ from hyperhive.bus.connect import connect, resolve_endpoint
 from hyperhive.bus.server import ClusterNode, EmbeddedServer, reload_running
 from hyperhive.config import HiveConfig, StreamConfig
 from hyperhive.errors import ServerError
+from tests.helpers import wait_until
 
 CLUSTER = "hh-test"
 SIZE = 3
@@ -63,22 +64,22 @@ async def jetstream_answers(
     tails: Callable[[], str] = lambda: "",
 ) -> None:
     """Until the node at `url` answers JetStream requests (its cluster has a meta leader)."""
-    deadline = time.monotonic() + timeout
     cfg = HiveConfig(nats_url=url, state_dir=str(state))
-    while True:
+
+    async def answers() -> bool:
         try:
             nc = await connect(resolve_endpoint(cfg, auth.ADMIN), f"ready-{name}")
-            try:
-                await nc.jetstream(timeout=2).account_info()
-                return
-            finally:
-                await nc.close()
         except (nats.errors.Error, TimeoutError, OSError):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"JetStream not ready on {name} after {timeout:.0f}s\n" + tails()
-                ) from None
-            await asyncio.sleep(0.1)  # sleep-ok: polls readiness inside a deadline
+            return False
+        try:
+            await nc.jetstream(timeout=2).account_info()
+            return True
+        except (nats.errors.Error, TimeoutError, OSError):
+            return False
+        finally:
+            await nc.close()
+
+    await wait_until(answers, timeout, lambda: f"JetStream on {name}\n" + tails(), interval=0.1)
 
 
 class LocalCluster:

@@ -60,9 +60,11 @@ async def test_cancel_and_wait_repeats_a_cancel_that_was_swallowed() -> None:
     # What Python 3.11's asyncio.wait_for does when a reply lands with the cancel:
     # the first CancelledError is lost and the task goes on.
     swallowed = 0
+    running = asyncio.Event()
 
     async def stubborn() -> None:
         nonlocal swallowed
+        running.set()
         while True:
             try:
                 await forever()
@@ -73,7 +75,7 @@ async def test_cancel_and_wait_repeats_a_cancel_that_was_swallowed() -> None:
                 raise
 
     task = asyncio.create_task(stubborn())
-    await asyncio.sleep(0)  # sleep-ok: a yield, so the task is running when cancelled
+    await running.wait()  # cancelled while it runs, not before it starts
     async with asyncio.timeout(10):
         await cancel_and_wait([task])
     assert task.cancelled()

@@ -156,9 +156,7 @@ def ensure_credentials(state_dir: Path, role: str, hive: str | None = None) -> C
         return creds
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     creds = Credentials(user=user_name(role, h), password=secrets.token_urlsafe(32), hive=h)
-    if create_once(path, msgspec.json.encode(creds), 0o600):
-        return creds
-    return read_credentials(path)  # another process generated them at the same moment
+    return _generate(path, creds)
 
 
 def route_credentials(state_dir: Path) -> Credentials:
@@ -167,10 +165,15 @@ def route_credentials(state_dir: Path) -> Credentials:
     if path.exists():
         return read_credentials(path)
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    creds = Credentials(user=ROUTE_USER, password=secrets.token_urlsafe(32))
+    return _generate(path, Credentials(user=ROUTE_USER, password=secrets.token_urlsafe(32)))
+
+
+def _generate(path: Path, creds: Credentials) -> Credentials:
+    """`creds` stored at `path`, or what another process stored there a moment before
+    (processes starting together must all go on with the same password)."""
     if create_once(path, msgspec.json.encode(creds), 0o600):
         return creds
-    return read_credentials(path)  # a node started at the same moment generated them
+    return read_credentials(path)
 
 
 def hives_of(state_dir: Path) -> list[str]:

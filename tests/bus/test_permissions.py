@@ -152,9 +152,9 @@ async def login(
     async def on_error(exc: Exception) -> None:
         errors.put_nowait(exc)
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while True:
+    last: list[Exception] = []
+
+    async def logged_in() -> Client | None:
         client = Client()
         try:
             await client.connect(
@@ -167,13 +167,18 @@ async def login(
                 error_cb=on_error,
             )
             return client
-        except (nats.errors.Error, OSError):
+        except (nats.errors.Error, OSError) as exc:
+            last[:] = [exc]
             await client.close()
-            if loop.time() > deadline:
-                raise
-        while not errors.empty():  # the refused attempt's own complaint
-            errors.get_nowait()
-        await asyncio.sleep(0.05)  # sleep-ok: the reload is on its way; retried inside a deadline
+            while not errors.empty():  # the refused attempt's own complaint
+                errors.get_nowait()
+            return None
+
+    # the reload is on its way: retried inside a deadline
+    client: Client = await wait_until(
+        logged_in, 10, lambda: f"a login as {role} (last: {last})", interval=0.05
+    )
+    return client
 
 
 def inbox_config(hive: str, agent: str) -> dict[str, Any]:
