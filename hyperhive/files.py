@@ -58,8 +58,10 @@ def _written_temp(path: Path, data: bytes, mode: int) -> str:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk names no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     return tmp

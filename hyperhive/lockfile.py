@@ -78,8 +78,11 @@ def hold(path: Path, what: str, wait: float = WAIT_FOR_PREDECESSOR) -> Iterator[
                         "stop it first (one owner per state dir)"
                     ) from None
                 time.sleep(POLL)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # a full disk
+            raise ServerError(f"cannot write {path}: {exc.strerror or exc}") from None
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -45,3 +45,19 @@ def test_create_once_without_hard_links_still_creates_whole_and_keeps_an_existin
     assert not create_once(path, b"second", 0o600)
     assert path.read_bytes() == b"first"
     assert os.listdir(tmp_path) == ["key"]
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")  # as the kernel says it
+
+    monkeypatch.setattr(os, "fsync", full)
+    path = tmp_path / "admin.json"
+    for write in (write_atomic, create_once):
+        with pytest.raises(OSError, match="No space left") as caught:
+            write(path, b"secret", 0o600)
+        assert caught.value.errno == errno.ENOSPC
+        assert caught.value.filename == str(path)
+        assert os.listdir(tmp_path) == []

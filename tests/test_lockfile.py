@@ -96,3 +96,19 @@ def test_a_holder_that_stays_is_refused_after_the_wait(
     with pytest.raises(ServerError, match="already runs"), lockfile.hold(path, "hyperhive up"):
         pass
     assert clock.sleeps == pytest.approx(lockfile.WAIT_FOR_PREDECESSOR / lockfile.POLL, abs=2)
+
+
+def test_a_full_disk_is_a_refusal_naming_the_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    lock = tmp_path / "up.lock"
+    refused = pytest.raises(ServerError, match=f"cannot write {lock}: No space left on device")
+    with refused, lockfile.hold(lock, "hyperhive up"):
+        pass
+    monkeypatch.undo()  # room again: nothing was held on, the next one gets it
+    with lockfile.hold(lock, "hyperhive up"):
+        assert lock.read_text() == f"{os.getpid()}\n"
